@@ -1,0 +1,111 @@
+"""Switchboard: answers Twilio voice calls and gives operators a live control panel.
+
+`create_app()` builds the app; nothing happens at import time. Serve it with
+`gunicorn 'app:create_app()'` or, in development, `flask --app app run`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+from dotenv import load_dotenv
+from flask import Flask, Response
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import api
+import voice
+from auth import CLOSED_MESSAGE
+from config import load_config
+from database import init_db
+from models import db
+
+csrf = CSRFProtect()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings from the environment (and .env), overridden by `config`."""
+    load_dotenv()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_config())
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+    )
+    if config:
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret_key(app)
+
+    if app.config["PROXY_FIX_HOPS"] > 0:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    init_db(app)
+    csrf.init_app(app)
+    # Twilio signs its requests and scripts use HTTP Basic: neither carries a session cookie.
+    csrf.exempt(voice.bp)
+    csrf.exempt(api.bp)
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(api.bp)
+
+    app.add_url_rule("/healthz", "healthz", lambda: Response("ok\n", mimetype="text/plain"))
+    app.after_request(_security_headers)
+    app.teardown_request(_rollback_on_error)
+    _warn_about_settings(app)
+    return app
+
+
+def _instance_secret_key(app: Flask) -> str:
+    """Without SECRET_KEY, make one once and keep it in instance/ (shared by every worker)."""
+    path = os.path.join(app.instance_path, "secret_key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    for _ in range(50):  # another worker may be between creating the file and writing it
+        with open(path) as handle:
+            key = handle.read().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty: delete it or set SECRET_KEY")
+
+
+def _security_headers(response: Response) -> Response:
+    """No framing, no sniffing, and a content security policy our own pages satisfy."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    return response
+
+
+def _rollback_on_error(error: BaseException | None) -> None:
+    """A request that failed leaves nothing half-written in the session."""
+    if error is not None:
+        db.session.rollback()
+
+
+def _warn_about_settings(app: Flask) -> None:
+    """Say at start what is switched off or missing, so nobody is surprised later."""
+    if not app.config["TWILIO_VALIDATE_SIGNATURES"]:
+        app.logger.warning(
+            "TWILIO_VALIDATE_SIGNATURES is off: anyone can post fake webhooks. "
+            "Use this only for local experiments."
+        )
+    elif not app.config["TWILIO_AUTH_TOKEN"]:
+        app.logger.warning("TWILIO_AUTH_TOKEN is not set: every webhook will be refused (403).")
+    if not app.config["ADMIN_PASSWORD"]:
+        app.logger.warning(CLOSED_MESSAGE)

@@ -1,0 +1,208 @@
+"""Recording what Twilio tells us: calls and status callbacks, idempotent and order-safe.
+
+Twilio retries webhooks and delivers status callbacks out of order, and several gunicorn
+workers write at once. So every write here is a single conditional statement: the call row
+is upserted with its status moved forward only (never read, changed in Python and written
+back), and an event is inserted only if its (CallSid, dedupe key) is new.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy import case, func, insert, literal, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from models import STATUS_RANK, Call, CallEvent, db, utcnow
+
+CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_DIGITS = re.compile(r"[0-9]{1,9}")  # fits every integer column, on every database
+
+
+class BadWebhook(ValueError):
+    """A webhook whose parameters we refuse to record (answered with a 400)."""
+
+
+@dataclass(frozen=True)
+class CallUpdate:
+    """What one webhook says about a call, validated."""
+
+    sid: str
+    status: str
+    account_sid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    caller_name: str | None = None
+    forwarded_from: str | None = None
+    parent_call_sid: str | None = None
+    duration: int | None = None
+
+
+def parse_call_update(params, status_override: str | None = None) -> CallUpdate:
+    """Validate a webhook's parameters (CallSid, CallStatus, …); raise BadWebhook if wrong."""
+    sid = params.get("CallSid", "")
+    if not sid:
+        raise BadWebhook("CallSid is missing")
+    if not CALL_SID_PATTERN.match(sid):
+        raise BadWebhook("CallSid must be CA followed by 32 hex digits")
+    status = params.get("CallStatus", "")
+    if not status:
+        raise BadWebhook("CallStatus is missing")
+    if status not in STATUS_RANK:
+        raise BadWebhook(f"CallStatus {status[:32]!r} is not a Twilio call status")
+    parent = params.get("ParentCallSid") or None
+    if parent is not None and not CALL_SID_PATTERN.match(parent):
+        raise BadWebhook("ParentCallSid must be CA followed by 32 hex digits")
+    if status_override and STATUS_RANK[status_override] > STATUS_RANK[status]:
+        status = status_override
+    return CallUpdate(
+        sid=sid,
+        status=status,
+        account_sid=params.get("AccountSid") or None,
+        from_number=params.get("From") or None,
+        to_number=params.get("To") or None,
+        direction=params.get("Direction") or None,
+        caller_name=params.get("CallerName") or None,
+        forwarded_from=params.get("ForwardedFrom") or None,
+        parent_call_sid=parent,
+        duration=_optional_int(params, "CallDuration"),
+    )
+
+
+def record_call(change: CallUpdate) -> None:
+    """Insert the call, or move its status forward and fill in what we did not know yet."""
+    now = utcnow()
+    values = {
+        "sid": change.sid,
+        "account_sid": change.account_sid,
+        "from_number": change.from_number,
+        "to_number": change.to_number,
+        "direction": change.direction,
+        "caller_name": change.caller_name,
+        "forwarded_from": change.forwarded_from,
+        "parent_call_sid": change.parent_call_sid,
+        "status": change.status,
+        "status_rank": STATUS_RANK[change.status],
+        "duration": change.duration,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        stmt = (sqlite if dialect == "sqlite" else postgresql).insert(Call).values(values)
+        merged = _merge(lambda column: getattr(stmt.excluded, column))
+        db.session.execute(stmt.on_conflict_do_update(index_elements=[Call.sid], set_=merged))
+        return
+    # Any other database: insert in a savepoint, else the same conditional update.
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(Call).values(values))
+    except IntegrityError:
+        merged = _merge(lambda column: literal(values[column], Call.__table__.c[column].type))
+        db.session.execute(update(Call).where(Call.sid == change.sid).values(merged))
+
+
+# Facts about a call that never change once known; a later webhook only fills in blanks.
+_FILL_IN_COLUMNS = (
+    "account_sid", "from_number", "to_number", "direction", "caller_name",
+    "forwarded_from", "parent_call_sid", "duration",
+)
+
+
+def _merge(incoming) -> dict:
+    """SET clause for an existing call: status forward only, known facts kept, blanks filled."""
+    advance = incoming("status_rank") > Call.status_rank
+    return {
+        "status": case((advance, incoming("status")), else_=Call.status),
+        "status_rank": case((advance, incoming("status_rank")), else_=Call.status_rank),
+        "updated_at": incoming("updated_at"),
+        **{c: func.coalesce(getattr(Call, c), incoming(c)) for c in _FILL_IN_COLUMNS},
+    }
+
+
+def record_event(call_sid: str, dedupe_key: str, source: str, status: str, params) -> bool:
+    """Store one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
+    values = {
+        "call_sid": call_sid,
+        "dedupe_key": dedupe_key,
+        "source": source,
+        "status": status,
+        "sequence_number": _optional_int(params, "SequenceNumber"),
+        "timestamp": _optional_rfc2822(params.get("Timestamp")),
+        "call_duration": _optional_int(params, "CallDuration"),
+        "sip_response_code": (params.get("SipResponseCode") or None),
+        "params": json.dumps(_as_dict(params), sort_keys=True),
+        "received_at": utcnow(),
+    }
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        stmt = (sqlite if dialect == "sqlite" else postgresql).insert(CallEvent).values(values)
+        result = db.session.execute(stmt.on_conflict_do_nothing(
+            index_elements=[CallEvent.call_sid, CallEvent.dedupe_key]
+        ))
+        return result.rowcount == 1
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(CallEvent).values(values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def record_status_callback(params) -> bool:
+    """Record a status callback exactly once; True if it was new (a retry changes nothing)."""
+    change = parse_call_update(params)
+    sequence = _optional_int(params, "SequenceNumber")
+    dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
+    # The call row first: the event refers to it. A duplicate rolls both back.
+    record_call(change)
+    if not record_event(change.sid, dedupe_key, "callback", change.status, params):
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True
+
+
+def record_voice_webhook(params, answered: bool) -> CallUpdate:
+    """Record a TwiML request; once we answer with TwiML that connects, the call is in progress."""
+    change = parse_call_update(params, status_override="in-progress" if answered else None)
+    record_call(change)
+    if answered:
+        record_event(change.sid, "voice:answered", "voice", change.status, params)
+    db.session.commit()
+    return change
+
+
+def _optional_int(params, name: str) -> int | None:
+    """Read a non-negative integer parameter; absent or empty is None, anything else is a 400."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _DIGITS.fullmatch(raw):
+        raise BadWebhook(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _optional_rfc2822(raw: str | None) -> datetime | None:
+    """Parse Twilio's RFC 2822 Timestamp into naive UTC; an unreadable one is kept only raw."""
+    if not raw:
+        return None
+    try:
+        parsed = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _as_dict(params) -> dict:
+    """Flatten a MultiDict into a plain dict, keeping lists only for repeated keys."""
+    if hasattr(params, "lists"):
+        return {k: (v[0] if len(v) == 1 else v) for k, v in params.lists()}
+    return dict(params)

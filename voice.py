@@ -1,0 +1,101 @@
+"""Routes Twilio requests: the Voice URL, the TwiML it fetches next, and status callbacks."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from call_records import BadWebhook, record_status_callback, record_voice_webhook
+from signatures import twilio_signed
+
+bp = Blueprint("voice", __name__)
+
+WEBHOOK_METHODS = ["GET", "POST"]  # a number can be configured with either
+
+
+def _webhook_params():
+    """Twilio's parameters: the form body for POST, the query string for GET."""
+    return request.form if request.method == "POST" else request.args
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    """Serialise TwiML with the content type Twilio expects."""
+    return Response(str(response), mimetype="text/xml")
+
+
+def _answer(build) -> Response:
+    """Record the webhook (the call is live once we answer), then answer with TwiML."""
+    try:
+        record_voice_webhook(_webhook_params(), answered=True)
+    except BadWebhook as error:
+        return _bad_request(error)
+    response = VoiceResponse()
+    build(response)
+    return _twiml(response)
+
+
+def _bad_request(error: BadWebhook) -> Response:
+    """A 400 with a one-line reason; nothing was written."""
+    return Response(f"Bad request: {error}\n", status=400, mimetype="text/plain")
+
+
+@bp.route("/voice", methods=WEBHOOK_METHODS)
+@twilio_signed
+def voice():
+    """The Voice URL: greet the caller and put them on hold for an operator."""
+
+    def build(response: VoiceResponse) -> None:
+        response.say(current_app.config["GREETING"])
+        response.redirect(url_for("voice.hold"), method="POST")
+
+    return _answer(build)
+
+
+@bp.route("/voice/hold", methods=WEBHOOK_METHODS)
+@twilio_signed
+def hold():
+    """The hold loop: play music, then come back here (each lap tells us the call is alive)."""
+
+    def build(response: VoiceResponse) -> None:
+        response.play(current_app.config["HOLD_MUSIC_URL"])
+        response.redirect(url_for("voice.hold"), method="POST")
+
+    return _answer(build)
+
+
+@bp.route("/voice/gathered", methods=WEBHOOK_METHODS)
+@twilio_signed
+def gathered():
+    """Action of the feedback survey's <Gather>: thank the caller for the key they pressed."""
+
+    def build(response: VoiceResponse) -> None:
+        digits = _webhook_params().get("Digits", "")
+        if digits:
+            response.say(f"Thank you. You pressed {' '.join(digits[:8])}. Goodbye.")
+        else:
+            response.say("We did not get your answer. Goodbye.")
+        response.hangup()
+
+    return _answer(build)
+
+
+@bp.route("/voice/recorded", methods=WEBHOOK_METHODS)
+@twilio_signed
+def recorded():
+    """Action of the voicemail preset's <Record>: confirm and hang up."""
+
+    def build(response: VoiceResponse) -> None:
+        response.say("Your message has been recorded. Goodbye.")
+        response.hangup()
+
+    return _answer(build)
+
+
+@bp.route("/status", methods=WEBHOOK_METHODS)
+@twilio_signed
+def status():
+    """Status callbacks: record each exactly once; Twilio ignores the body, so answer 204."""
+    try:
+        record_status_callback(_webhook_params())
+    except BadWebhook as error:
+        return _bad_request(error)
+    return Response(status=204)

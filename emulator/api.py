@@ -1,0 +1,417 @@
+"""Twilio's `/2010-04-01` surface for Calls: paths, form keys, JSON and error bodies as Twilio's."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Any, Callable
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Response, current_app, g, json, request
+
+from .engine import ALL_STATUSES, API_VERSION, CALLBACK_EVENTS, Call, Engine
+
+bp = Blueprint("twilio_api", __name__, url_prefix=f"/{API_VERSION}")
+
+#: Twilio's limit on the `Twiml` parameter (error 32018). One place for this fact.
+MAX_TWIML_CHARS = 4000
+METHODS = ("GET", "POST")
+UPDATE_STATUSES = ("canceled", "completed")
+#: Twilio's documented test numbers (reference §13): To → (code, message).
+MAGIC_TO = {
+    "+15005550001": (21217, "Phone number does not appear to be valid"),
+    "+15005550002": (21214, "'To' phone number cannot be reached"),
+    "+15005550003": (21215, "Account not authorized to call +15005550003. Perhaps you need to enable some international permissions"),
+    "+15005550004": (21216, "Account not allowed to call +15005550004"),
+}
+#: Generic "invalid parameter" code used where Twilio documents none (see emulator/README.md).
+INVALID_PARAMETER = 20001
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def engine() -> Engine:
+    """The engine of the running emulator app."""
+    return current_app.extensions["emulator"]
+
+
+class TwilioError(Exception):
+    """An error answered in Twilio's JSON shape."""
+
+    def __init__(self, code: int, message: str, status: int = 400, **extra: Any):
+        super().__init__(message)
+        self.code, self.message, self.status, self.extra = code, message, status, extra
+
+
+def error_response(code: int, message: str, status: int, **extra: Any) -> Response:
+    """`{"code", "message", "more_info", "status"}` (+ `detail` for auth errors)."""
+    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    body.update(extra)
+    resp = json_response(body, status)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    return resp
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """JSON the way Twilio sends it."""
+    return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
+
+
+@bp.errorhandler(TwilioError)
+def twilio_error(exc: TwilioError) -> Response:
+    """Answer a TwilioError in Twilio's shape."""
+    return error_response(exc.code, exc.message, exc.status, **exc.extra)
+
+
+def check_basic_auth() -> Response | None:
+    """HTTP Basic with the account SID and auth token; a 20003 error response when wrong."""
+    s = current_app.extensions["emulator"].settings
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return error_response(20003, "Authentication Error - No credentials provided", 401, detail="Your AccountSid or AuthToken was incorrect.")
+    try:
+        user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        user, password = "", ""
+    ok_user = hmac.compare_digest(user.encode(), s.account_sid.encode())
+    ok_pass = hmac.compare_digest(password.encode(), s.auth_token.encode())
+    if not (ok_user and ok_pass):
+        return error_response(20003, "Authentication Error - invalid username", 401, detail="Your AccountSid or AuthToken was incorrect.")
+    return None
+
+
+@bp.before_request
+def authenticate() -> Response | None:
+    """Every /2010-04-01 request needs Basic auth; a REST request's side effects wait for its response."""
+    failed = check_basic_auth()
+    if failed is not None:
+        return failed
+    account = (request.view_args or {}).get("account_sid")
+    if account is not None and account != engine().settings.account_sid:
+        # Another account's resources: Twilio answers as if they did not exist (reference §8.1).
+        return error_response(20404, f"The requested resource {request.path} was not found", 404)
+    g.emulator_batch = engine().batch().__enter__()
+    return None
+
+
+@bp.after_request
+def release_side_effects(resp: Response) -> Response:
+    """Status callbacks and dialing start only once this response has been sent."""
+    batch = g.pop("emulator_batch", None)
+    if batch is not None:
+        batch.__exit__(None, None, None)
+        resp.call_on_close(batch.release)
+    return resp
+
+
+@bp.teardown_request
+def release_on_error(exc: BaseException | None) -> None:
+    """Never leave a batch open (it would stall Engine.wait_idle)."""
+    batch = g.pop("emulator_batch", None)
+    if batch is not None:
+        batch.__exit__(None, None, None)
+        batch.release()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _valid_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"\s", url)
+
+
+def _url_param(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    if not _valid_url(value):
+        raise TwilioError(21205, f"{name} is not a valid URL: {value}")
+    if name.startswith("StatusCallback") and "_" in (urlsplit(value).hostname or ""):
+        raise TwilioError(21205, f"{name} is not a valid URL: {value}")
+    return value
+
+
+def _enum_param(form: Any, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return default
+    if name.endswith("Method"):
+        value = value.upper()
+    if value not in allowed:
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _int_param(form: Any, name: str, low: int, high: int | None = None) -> int | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not an integer") from None
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {number} must be {bound}")
+    return number
+
+
+def _twiml_param(form: Any) -> str | None:
+    twiml = form.get("Twiml")
+    if twiml is None or twiml == "":
+        return None
+    if len(twiml) > MAX_TWIML_CHARS:
+        raise TwilioError(32018, f"Twiml size exceeded maximum allowed value of {MAX_TWIML_CHARS} characters")
+    return twiml
+
+
+def _endpoint_ok(value: str) -> bool:
+    return bool(E164.match(value)) or value.startswith(("client:", "sip:")) or bool(re.match(r"^[^@\s]+@[^@\s]+$", value))
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _not_found() -> TwilioError:
+    return TwilioError(20404, f"The requested resource {request.path} was not found", 404)
+
+
+@bp.post("/Accounts/<account_sid>/Calls.json")
+def create_call(account_sid: str) -> Response:
+    """CreateCall: 201 with the queued call; it rings once this response is out."""
+    form = request.form
+    to = (form.get("To") or "").strip()
+    from_ = (form.get("From") or "").strip()
+    if not to:
+        raise TwilioError(21201, "No 'To' number is specified")
+    if not from_:
+        raise TwilioError(21213, "No 'From' number is specified")
+    if to in MAGIC_TO:
+        code, message = MAGIC_TO[to]
+        raise TwilioError(code, message)
+    if not _endpoint_ok(to):
+        raise TwilioError(21211, f"Invalid 'To' Phone Number: {to}")
+    if not (E164.match(from_) or from_.startswith("client:")) or from_ == "+15005550001":
+        raise TwilioError(21212, f"Invalid From Number (caller ID): {from_}")
+    if form.get("ApplicationSid"):
+        raise TwilioError(21218, "Invalid ApplicationSid: the emulator has no TwiML Applications; use Url or Twiml")
+    url = _url_param(form, "Url")
+    twiml = _twiml_param(form)
+    if url is None and twiml is None:
+        raise TwilioError(21205, "Url parameter is required. Please provide a Url, Twiml or ApplicationSid")
+    if url is not None:
+        twiml = None  # documented for CreateCall: with both, Twiml is ignored
+    events = form.getlist("StatusCallbackEvent")
+    for event in events:
+        if event not in CALLBACK_EVENTS:
+            raise TwilioError(INVALID_PARAMETER, f"Invalid StatusCallbackEvent: {event!r} is not one of {', '.join(CALLBACK_EVENTS)}")
+    fields = {
+        "to": to,
+        "from_": from_,
+        "url": url,
+        "method": _enum_param(form, "Method", METHODS, "POST"),
+        "twiml": twiml,
+        "fallback_url": _url_param(form, "FallbackUrl"),
+        "fallback_method": _enum_param(form, "FallbackMethod", METHODS, "POST"),
+        "status_callback": _url_param(form, "StatusCallback"),
+        "status_callback_method": _enum_param(form, "StatusCallbackMethod", METHODS, "POST"),
+        "status_callback_events": tuple(events),
+        "timeout": float(_int_param(form, "Timeout", 1, 600) or 60),
+        "time_limit": float(_int_param(form, "TimeLimit", 1) or 14400),
+    }
+    call = engine().create_outbound(**fields)
+    return json_response(call.resource(), 201)
+
+
+@bp.get("/Accounts/<account_sid>/Calls/<call_sid>.json")
+def fetch_call(account_sid: str, call_sid: str) -> Response:
+    """FetchCall."""
+    call = engine().get(call_sid)
+    if call is None:
+        raise _not_found()
+    return json_response(call.resource())
+
+
+@bp.post("/Accounts/<account_sid>/Calls/<call_sid>.json")
+def update_call(account_sid: str, call_sid: str) -> Response:
+    """UpdateCall: redirect (Url/Twiml), end (Status), TimeLimit — Twilio's rules (reference §3.2, §13)."""
+    eng = engine()
+    call = eng.get(call_sid)
+    if call is None:
+        raise _not_found()
+    form = request.form
+    if call.ended:
+        raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")
+    url = _url_param(form, "Url")
+    twiml = _twiml_param(form)
+    method = _enum_param(form, "Method", METHODS, "POST")
+    status = _enum_param(form, "Status", UPDATE_STATUSES)
+    fallback_url = _url_param(form, "FallbackUrl")
+    fallback_method = _enum_param(form, "FallbackMethod", METHODS)
+    status_callback = _url_param(form, "StatusCallback")
+    status_callback_method = _enum_param(form, "StatusCallbackMethod", METHODS)
+    time_limit = _int_param(form, "TimeLimit", 1)
+    if url is not None and twiml is not None:
+        raise TwilioError(INVALID_PARAMETER, "Url and Twiml are mutually exclusive: provide only one of them")
+    if status == "canceled":
+        if call.status in ("queued", "ringing"):
+            eng.finish(call, "canceled", reason="canceled through the REST API", sync=True)
+        return json_response(call.resource())  # an in-progress call is returned as it is
+    if status == "completed":
+        eng.finish(call, "completed" if call.answered else "canceled", reason="ended through the REST API", sync=True)
+        return json_response(call.resource())
+    if (url is not None or twiml is not None) and call.status != "in-progress":
+        raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")
+    if time_limit is not None:
+        eng.set_time_limit(call, float(time_limit))
+    if url is not None or twiml is not None:
+        with eng.lock:
+            if fallback_url is not None:
+                call.fallback_url = fallback_url
+            if fallback_method is not None:
+                call.fallback_method = fallback_method
+            # StatusCallback changes only take effect together with a redirect (reference §13).
+            if status_callback is not None:
+                call.status_callback = status_callback
+            if status_callback_method is not None:
+                call.status_callback_method = status_callback_method
+            call.updated = eng.clock.now()
+        source: tuple = ("url", url, method, []) if url is not None else ("twiml", twiml)
+        eng.schedule(0, lambda: eng.redirect(call, source))
+    return json_response(call.resource())
+
+
+@bp.delete("/Accounts/<account_sid>/Calls/<call_sid>.json")
+def delete_call(account_sid: str, call_sid: str) -> Response:
+    """DeleteCall: 204, no body. A live call is hung up first, so nothing keeps running unseen."""
+    eng = engine()
+    call = eng.get(call_sid)
+    if call is None:
+        raise _not_found()
+    if not call.ended:
+        eng.finish(call, "completed" if call.answered else "canceled", reason="deleted through the REST API", sync=True)
+    eng.delete(call_sid)
+    return Response(status=204)
+
+
+# --------------------------------------------------------------------------- listing
+
+LIST_FILTERS = ("To", "From", "ParentCallSid", "Status")
+DATE_FILTERS = tuple(f"{f}{op}" for f in ("StartTime", "EndTime") for op in ("", "<", ">"))
+
+
+def _parse_date(name: str, value: str) -> tuple[datetime, bool]:
+    """`YYYY-MM-DD` (a whole UTC day) or a full ISO timestamp (the SDK sends `…T…Z`)."""
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc), True
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not a date (YYYY-MM-DD) or timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed, False
+
+
+def _date_matcher(name: str, value: str) -> Callable[[Call], bool]:
+    field = "start_time" if name.startswith("StartTime") else "end_time"
+    op = name[-1] if name[-1] in "<>" else "="
+    when, whole_day = _parse_date(name, value)
+    bound = when.timestamp()
+
+    def match(call: Call) -> bool:
+        ts = getattr(call, field)
+        if ts is None:
+            return False
+        if op == "<":
+            return ts < bound
+        if op == ">":
+            return ts >= bound
+        if whole_day:
+            return bound <= ts < bound + 86400
+        return int(ts) == int(bound)
+
+    return match
+
+
+def _filters(args: Any) -> tuple[list[Callable[[Call], bool]], list[tuple[str, str]]]:
+    matchers: list[Callable[[Call], bool]] = []
+    kept: list[tuple[str, str]] = []
+    for name in LIST_FILTERS:
+        value = args.get(name)
+        if value is None or value == "":
+            continue
+        kept.append((name, value))
+        if name == "Status":
+            if value not in ALL_STATUSES:
+                raise TwilioError(INVALID_PARAMETER, f"Invalid Status: {value!r} is not one of {', '.join(ALL_STATUSES)}")
+            matchers.append(lambda c, v=value: c.status == v)
+        elif name == "To":
+            matchers.append(lambda c, v=value: c.to == v)
+        elif name == "From":
+            matchers.append(lambda c, v=value: c.from_ == v)
+        else:
+            matchers.append(lambda c, v=value: c.parent_call_sid == v)
+    for name in DATE_FILTERS:
+        value = args.get(name)
+        if value:
+            kept.append((name, value))
+            matchers.append(_date_matcher(name, value))
+    return matchers, kept
+
+
+@bp.get("/Accounts/<account_sid>/Calls.json")
+def list_calls(account_sid: str) -> Response:
+    """ListCall: newest first, Twilio's page envelope, host-relative paging links."""
+    args = request.args
+    matchers, kept = _filters(args)
+    page_size = _int_param(args, "PageSize", 1, 1000) or 50
+    page = _int_param(args, "Page", 0) or 0
+    calls = [c for c in engine().all_calls() if all(m(c) for m in matchers)]
+    start = page * page_size
+    token = args.get("PageToken") or ""
+    sids = [c.sid for c in calls]
+    # A token pins the page to a call, so calls created while paging do not shift it.
+    if token.startswith("PA") and token[2:] in sids:
+        start = sids.index(token[2:]) + 1
+    elif token.startswith("PB") and token[2:] in sids:
+        start = max(0, sids.index(token[2:]) - page_size)
+    chunk = calls[start : start + page_size]
+    base = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
+
+    def link(page_no: int, page_token: str | None = None) -> str:
+        query = kept + [("PageSize", str(page_size)), ("Page", str(page_no))]
+        if page_token:
+            query.append(("PageToken", page_token))
+        return f"{base}?{urlencode(query)}"
+
+    more = start + page_size < len(calls)
+    body = {
+        "calls": [c.resource() for c in chunk],
+        "end": start + len(chunk) - 1 if chunk else start,
+        "first_page_uri": link(0),
+        "next_page_uri": link(page + 1, "PA" + chunk[-1].sid) if more and chunk else None,
+        "page": page,
+        "page_size": page_size,
+        "previous_page_uri": link(page - 1, "PB" + chunk[0].sid) if page > 0 and chunk else None,
+        "start": start,
+        "uri": link(page, token or None),
+    }
+    return json_response(body)
+
+
+def wrap_auth(view: Callable) -> Callable:
+    """Protect an emulator control endpoint with the account's HTTP Basic credentials."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        failed = check_basic_auth()
+        return failed if failed is not None else view(*args, **kwargs)
+
+    return wrapper

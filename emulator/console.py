@@ -1,0 +1,219 @@
+"""The emulator's own pages and control endpoints: ring the app as a caller, press keys, hang up,
+read transcripts; and the `flask --app emulator ring` command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import requests
+from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
+
+from .api import json_response, wrap_auth
+from .engine import Call, Engine
+
+bp = Blueprint("emulator_console", __name__)
+
+
+def engine() -> Engine:
+    """The engine of the running emulator app."""
+    return current_app.extensions["emulator"]
+
+
+def call_summary(call: Call) -> dict[str, Any]:
+    """A call as the console's JSON shows it."""
+    return {
+        "call_sid": call.sid,
+        "status": call.status,
+        "direction": call.direction,
+        "from": call.from_,
+        "to": call.to,
+        "caller_name": call.caller_name,
+        "parent_call_sid": call.parent_call_sid,
+        "duration": call.duration() if call.ended else None,
+    }
+
+
+def _form_or_json() -> dict[str, Any]:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+    return request.form.to_dict()
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        abort(json_response({"error": f"{name} must be a number of seconds"}, 400))
+    if number < 0:
+        abort(json_response({"error": f"{name} must not be negative"}, 400))
+    return number
+
+
+@bp.get("/emulator/health")
+def health() -> Response:
+    """Readiness probe for launchers (no credentials needed; reveals nothing)."""
+    return json_response({"ok": True})
+
+
+@bp.post("/emulator/incoming")
+@wrap_auth
+def incoming() -> Response:
+    """Ring the emulator's phone number as a caller: 201 with the new call's SID."""
+    data = _form_or_json()
+    from_ = str(data.get("from") or "").strip()
+    if not from_:
+        return json_response({"error": "from is required (the caller's number)"}, 400)
+    hangup_after = _number(data.get("hangup_after"), "hangup_after")
+    digits = str(data.get("digits") or "")
+    if any(ch not in "0123456789*#," for ch in digits):
+        return json_response({"error": "digits may contain only 0-9, * and #, with commas between Gathers"}, 400)
+    call = engine().incoming(
+        from_=from_,
+        to=str(data.get("to") or "").strip() or None,
+        caller_name=str(data.get("caller_name") or "").strip() or None,
+        hangup_after=hangup_after,
+        digits=digits,
+    )
+    body = call_summary(call)
+    body["transcript_url"] = f"/emulator/calls/{call.sid}/transcript"
+    return json_response(body, 201)
+
+
+@bp.get("/emulator/calls")
+@wrap_auth
+def list_calls_json() -> Response:
+    """Every call, newest first, as JSON."""
+    return json_response({"calls": [call_summary(c) for c in engine().all_calls()]})
+
+
+@bp.get("/emulator/calls/<sid>/transcript")
+@wrap_auth
+def transcript(sid: str) -> Response:
+    """The caller's-eye transcript of one call."""
+    call = engine().get(sid)
+    if call is None:
+        return json_response({"error": f"no call {sid}"}, 404)
+    with engine().lock:
+        lines = list(call.transcript)
+    body = call_summary(call)
+    body["transcript"] = lines
+    return json_response(body)
+
+
+@bp.post("/emulator/calls/<sid>/digits")
+@wrap_auth
+def press(sid: str) -> Response:
+    """The caller presses keys now."""
+    call = engine().get(sid)
+    if call is None:
+        return json_response({"error": f"no call {sid}"}, 404)
+    digits = str(_form_or_json().get("digits") or "")
+    if not digits or any(ch not in "0123456789*#" for ch in digits):
+        return json_response({"error": "digits must be one or more of 0-9, * and #"}, 400)
+    if call.ended:
+        return json_response({"error": "the call has ended"}, 409)
+    eng = engine()
+    eng.schedule(0, lambda: eng.press(call, digits))
+    return json_response(call_summary(call), 202)
+
+
+@bp.post("/emulator/calls/<sid>/hangup")
+@wrap_auth
+def hangup(sid: str) -> Response:
+    """The caller (or callee, for an outbound call) hangs up now."""
+    eng = engine()
+    call = eng.get(sid)
+    if call is None:
+        return json_response({"error": f"no call {sid}"}, 404)
+    if call.ended:
+        return json_response(call_summary(call), 200)
+    eng.schedule(0, lambda: eng._caller_hangs_up(call))
+    return json_response(call_summary(call), 202)
+
+
+PAGE = """{% autoescape true %}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · Twilio emulator</title>
+<style>
+body{font:15px/1.4 system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
+.kind{color:#666;font-size:.85em}.error td{color:#a00}.webhook td{color:#888}
+code{font-size:.9em}
+</style></head><body>
+<p><a href="{{ url_for('emulator_console.index') }}">All calls</a> · number {{ number }}</p>
+<h1>{{ title }}</h1>
+{% if call is none %}
+<table><thead><tr><th>Call</th><th>Direction</th><th>From</th><th>To</th><th>Status</th><th>Started</th></tr></thead><tbody>
+{% for c in calls %}
+<tr><td><a href="{{ url_for('emulator_console.call_page', sid=c.sid) }}"><code>{{ c.sid }}</code></a></td>
+<td>{{ c.direction }}</td><td>{{ c.from_ }}{% if c.caller_name %} ({{ c.caller_name }}){% endif %}</td>
+<td>{{ c.to }}</td><td>{{ c.status }}</td><td>{{ c.resource()['date_created'] }}</td></tr>
+{% else %}<tr><td colspan="6">No calls yet. Ring the app with <code>flask --app emulator ring --from +15555550123</code>.</td></tr>
+{% endfor %}</tbody></table>
+{% else %}
+<p>{{ call.direction }} · from {{ call.from_ }}{% if call.caller_name %} ({{ call.caller_name }}){% endif %} to {{ call.to }}
+· <strong>{{ call.status }}</strong>{% if call.parent_call_sid %} · leg of
+<a href="{{ url_for('emulator_console.call_page', sid=call.parent_call_sid) }}">{{ call.parent_call_sid }}</a>{% endif %}</p>
+<table><thead><tr><th>t (s)</th><th>What happened</th></tr></thead><tbody>
+{% for line in lines %}
+<tr class="{{ line.kind }}"><td>{{ '%.1f'|format(line.t) }}</td><td><span class="kind">{{ line.kind }}</span>
+{{ line.text }}{% if line.voice %} <span class="kind">(voice {{ line.voice }}, {{ line.language }})</span>{% endif %}</td></tr>
+{% endfor %}</tbody></table>
+{% if call.children %}<h2>Dialed legs</h2><ul>{% for sid in call.children %}
+<li><a href="{{ url_for('emulator_console.call_page', sid=sid) }}"><code>{{ sid }}</code></a></li>{% endfor %}</ul>{% endif %}
+{% endif %}
+</body></html>{% endautoescape %}"""
+
+
+@bp.get("/")
+def index() -> str:
+    """The console: every call, newest first."""
+    eng = engine()
+    return render_template_string(PAGE, title="Calls", calls=eng.all_calls(), call=None, number=eng.settings.phone_number)
+
+
+@bp.get("/emulator/calls/<sid>")
+def call_page(sid: str) -> str:
+    """One call with its transcript."""
+    eng = engine()
+    call = eng.get(sid)
+    if call is None:
+        abort(404)
+    with eng.lock:
+        lines = list(call.transcript)
+    return render_template_string(PAGE, title=f"Call {sid}", call=call, lines=lines, number=eng.settings.phone_number)
+
+
+def init_cli(app: Flask) -> None:
+    """Register `flask --app emulator ring`."""
+
+    @app.cli.command("ring")
+    @click.option("--from", "from_", required=True, help="The caller's number, e.g. +15555550123.")
+    @click.option("--to", default=None, help="The number called (default: the emulator's number).")
+    @click.option("--caller-name", default=None, help="Sent to the app as CallerName.")
+    @click.option("--hangup-after", type=float, default=None, help="Seconds until the caller hangs up (0: stay).")
+    @click.option("--digits", default="", help="Keys to press at successive <Gather>s, comma-separated: '1,42#'.")
+    @click.option("--url", "emulator_url", default=None, envvar="EMULATOR_URL", help="The running emulator.")
+    def ring(from_: str, to: str | None, caller_name: str | None, hangup_after: float | None, digits: str, emulator_url: str | None) -> None:
+        """Ring the app through a running emulator, as a caller would."""
+        settings = app.extensions["emulator"].settings
+        base = (emulator_url or settings.public_url).rstrip("/")
+        payload: dict[str, Any] = {"from": from_, "digits": digits}
+        if to:
+            payload["to"] = to
+        if caller_name:
+            payload["caller_name"] = caller_name
+        if hangup_after is not None:
+            payload["hangup_after"] = hangup_after
+        try:
+            resp = requests.post(f"{base}/emulator/incoming", json=payload, auth=(settings.account_sid, settings.auth_token), timeout=10)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"Cannot reach the emulator at {base}: {exc}") from None
+        if resp.status_code != 201:
+            raise click.ClickException(f"The emulator refused: HTTP {resp.status_code} {resp.text.strip()}")
+        sid = resp.json()["call_sid"]
+        click.echo(sid)
+        click.echo(f"Transcript: {base}/emulator/calls/{sid}", err=True)

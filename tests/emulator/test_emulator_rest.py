@@ -1,0 +1,251 @@
+"""The Calls REST API through the unmodified official SDK, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import copy
+from email.utils import parsedate_to_datetime
+
+import jsonschema
+import pytest
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, twiml
+
+CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+
+
+def openapi_to_jsonschema(node, components):
+    """OpenAPI 3.0 → JSON Schema: `nullable` becomes a null type, `$ref`s are inlined."""
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(n, components) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        return openapi_to_jsonschema(components[name], components)
+    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items() if k not in ("nullable", "x-twilio", "example", "examples")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = list(out["enum"]) + [None]
+    if "format" in out:
+        out.pop("format")
+    return out
+
+
+@pytest.fixture(scope="module")
+def call_schema(spec):
+    components = spec["components"]["schemas"]
+    return openapi_to_jsonschema(copy.deepcopy(components["api.v2010.account.call"]), components)
+
+
+@pytest.fixture(scope="module")
+def list_schema(spec):
+    components = spec["components"]["schemas"]
+    raw = spec["paths"]["/2010-04-01/Accounts/{AccountSid}/Calls.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    schema = openapi_to_jsonschema(copy.deepcopy(raw), components)
+    schema["required"] = sorted(raw["properties"])
+    return schema
+
+
+def raw(emu, method, path, **kwargs):
+    return requests.request(method, emu.url + path, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5, **kwargs)
+
+
+def create(emu, receiver, **kwargs):
+    args = {"to": "+15555550111", "from_": NUMBER, "url": receiver.url + "/voice"}
+    args.update(kwargs)
+    return emu.client.calls.create(**args)
+
+
+def test_create_returns_queued_call_matching_spec_schema(emu, receiver, call_schema, spec):
+    resp = raw(emu, "POST", CALLS, data={"To": "+15555550111", "From": NUMBER, "Url": receiver.url + "/voice"})
+    assert resp.status_code == 201
+    body = resp.json()
+    jsonschema.validate(body, call_schema)
+    assert set(spec["components"]["schemas"]["api.v2010.account.call"]["properties"]) <= set(body)
+    assert body["status"] == "queued"
+    assert body["direction"] == "outbound-api"
+    assert body["api_version"] == "2010-04-01"
+    assert body["to_formatted"] == "(555) 555-0111"
+    assert body["uri"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{body['sid']}.json"
+    assert body["subresource_uris"]["recordings"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{body['sid']}/Recordings.json"
+    assert parsedate_to_datetime(body["date_created"]).year == 2026
+    assert body["duration"] is None
+
+
+def test_sdk_fetch_update_delete_round_trip(emu, receiver, call_schema):
+    receiver.answer("/voice", twiml("<Pause length='30'/>"))
+    call = create(emu, receiver)
+    assert call.status == "queued"
+    emu.advance(1)
+    fetched = emu.client.calls(call.sid).fetch()
+    assert fetched.status == "in-progress"
+    assert fetched.start_time is not None
+    jsonschema.validate(raw(emu, "GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.sid}.json").json(), call_schema)
+    ended = emu.client.calls(call.sid).update(status="completed")
+    assert ended.status == "completed"
+    emu.advance(2)
+    final = emu.client.calls(call.sid).fetch()
+    assert final.duration == "0" and final.end_time is not None
+    assert emu.client.calls(call.sid).delete() is True
+    with pytest.raises(TwilioRestException) as err:
+        emu.client.calls(call.sid).fetch()
+    assert (err.value.status, err.value.code) == (404, 20404)
+    assert f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.sid}.json was not found" in err.value.msg
+
+
+def test_delete_answers_204_with_empty_body(emu, receiver):
+    call = create(emu, receiver)
+    resp = raw(emu, "DELETE", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.sid}.json")
+    assert resp.status_code == 204
+    assert resp.content == b""
+
+
+def test_list_pages_walk_every_call_with_sdk(emu, receiver, list_schema):
+    sids = {create(emu, receiver).sid for _ in range(7)}
+    resp = raw(emu, "GET", CALLS, params={"PageSize": 3})
+    assert resp.status_code == 200
+    page = resp.json()
+    jsonschema.validate(page, list_schema)
+    assert (page["page"], page["page_size"], page["start"], page["end"]) == (0, 3, 0, 2)
+    assert page["next_page_uri"].startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json?")
+    assert page["previous_page_uri"] is None
+    second = raw(emu, "GET", page["next_page_uri"]).json()
+    assert (second["page"], second["start"], second["end"]) == (1, 3, 5)
+    assert second["previous_page_uri"] is not None
+    assert {c.sid for c in emu.client.calls.list(page_size=3)} == sids
+    assert len(list(emu.client.calls.stream(page_size=2))) == 7
+    assert len(emu.client.calls.list(limit=4)) == 4
+    # newest first, like Twilio
+    listed = [c["sid"] for c in raw(emu, "GET", CALLS).json()["calls"]]
+    created_order = [c.sid for c in sorted(emu.engine.all_calls(), key=lambda c: c.created, reverse=True)]
+    assert listed == created_order
+
+
+def test_list_filters(emu, receiver):
+    receiver.answer("/voice", twiml("<Pause length='60'/>"))
+    busy = create(emu, receiver, to="+15555550186")
+    other = create(emu, receiver, to="+15555550112", from_="+15555550199")
+    emu.advance(2)
+    assert [c.sid for c in emu.client.calls.list(status="busy")] == [busy.sid]
+    assert [c.sid for c in emu.client.calls.list(to="+15555550112")] == [other.sid]
+    assert [c.sid for c in emu.client.calls.list(from_="+15555550199")] == [other.sid]
+    assert {c.sid for c in emu.client.calls.list(start_time="2026-01-05")} == {busy.sid, other.sid}
+    assert emu.client.calls.list(start_time="2026-01-06") == []
+    from datetime import datetime, timezone
+
+    assert len(emu.client.calls.list(start_time_after=datetime(2026, 1, 5, 8, tzinfo=timezone.utc))) == 2
+    assert emu.client.calls.list(start_time_before=datetime(2026, 1, 5, 8, tzinfo=timezone.utc)) == []
+    assert len(emu.client.calls.list(end_time_after="2026-01-05")) == 1  # only the busy call has ended
+    with pytest.raises(TwilioException):
+        emu.client.calls.list(status="bogus")
+
+
+def test_list_parent_call_sid_finds_dial_legs(emu, receiver):
+    receiver.answer("/voice", twiml("<Dial><Number>+15555550140</Number></Dial>"))
+    parent = create(emu, receiver)
+    emu.advance(3)
+    legs = emu.client.calls.list(parent_call_sid=parent.sid)
+    assert len(legs) == 1
+    assert legs[0].direction == "outbound-dial"
+    assert legs[0].parent_call_sid == parent.sid
+    assert legs[0].to == "+15555550140"
+
+
+@pytest.mark.parametrize(
+    "to,code",
+    [("+15005550001", 21217), ("+15005550002", 21214), ("+15005550003", 21215), ("+15005550004", 21216)],
+)
+def test_magic_to_numbers_fail_create(emu, receiver, to, code):
+    with pytest.raises(TwilioRestException) as err:
+        create(emu, receiver, to=to)
+    assert (err.value.status, err.value.code) == (400, code)
+    assert emu.client.calls.list() == []
+
+
+def test_create_validation_errors(emu, receiver):
+    cases = [
+        ({"From": NUMBER, "Url": receiver.url}, 21201),
+        ({"To": "+15555550111", "Url": receiver.url}, 21213),
+        ({"To": "+15555550111", "From": NUMBER, "Url": "not a url"}, 21205),
+        ({"To": "+15555550111", "From": NUMBER}, 21205),
+        ({"To": "+15555550111", "From": NUMBER, "Twiml": "<Response>" + "<Pause/>" * 600 + "</Response>"}, 32018),
+        ({"To": "+15555550111", "From": NUMBER, "Url": receiver.url, "Method": "PUT"}, 20001),
+        ({"To": "+15555550111", "From": NUMBER, "Url": receiver.url, "StatusCallbackEvent": "bogus"}, 20001),
+        ({"To": "12", "From": NUMBER, "Url": receiver.url}, 21211),
+    ]
+    for data, code in cases:
+        resp = raw(emu, "POST", CALLS, data=data)
+        assert resp.status_code == 400, data
+        body = resp.json()
+        assert body["code"] == code, data
+        assert body["status"] == 400
+        assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+        assert body["message"]
+    resp = raw(emu, "POST", CALLS, data={"To": "+15555550111", "From": NUMBER, "Url": "ftp://x/y"})
+    assert resp.json()["message"] == "Url is not a valid URL: ftp://x/y"
+
+
+def test_sdk_raises_rest_exception_with_code_and_status(emu, receiver):
+    with pytest.raises(TwilioRestException) as err:
+        create(emu, receiver, url="nope")
+    assert (err.value.status, err.value.code) == (400, 21205)
+    assert "Url is not a valid URL: nope" in err.value.msg
+    with pytest.raises(TwilioRestException) as err:
+        create(emu, receiver, url=None, twiml="<Response>" + "x" * 4001 + "</Response>")
+    assert (err.value.status, err.value.code) == (400, 32018)
+
+
+def test_wrong_credentials_get_20003(emu):
+    bad = Client(ACCOUNT_SID, "wrong-token")
+    bad.api.base_url = emu.url
+    with pytest.raises(TwilioRestException) as err:
+        bad.calls.create(to="+15555550111", from_=NUMBER, url="http://127.0.0.1/x")
+    assert (err.value.status, err.value.code) == (401, 20003)
+    resp = requests.get(emu.url + CALLS, timeout=5)
+    assert resp.status_code == 401
+    body = resp.json()
+    assert body["code"] == 20003 and body["detail"] == "Your AccountSid or AuthToken was incorrect."
+    assert resp.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_other_account_in_path_is_not_found(emu):
+    other = "AC" + "ab" * 16
+    resp = raw(emu, "GET", f"/2010-04-01/Accounts/{other}/Calls.json")
+    assert resp.status_code == 404
+    assert resp.json()["code"] == 20404
+    assert resp.json()["message"] == f"The requested resource /2010-04-01/Accounts/{other}/Calls.json was not found"
+
+
+def test_unknown_call_is_20404_with_twilio_message(emu):
+    sid = "CA" + "0" * 32
+    with pytest.raises(TwilioRestException) as err:
+        emu.client.calls(sid).update(status="completed")
+    assert (err.value.status, err.value.code) == (404, 20404)
+    resp = raw(emu, "GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json")
+    assert resp.json()["message"] == f"The requested resource /2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json was not found"
+
+
+def test_non_loopback_host_header_is_refused(emu):
+    resp = requests.get(emu.url + CALLS, headers={"Host": "evil.example:8010"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert resp.status_code == 403
+    assert "loopback" in resp.text or "127.0.0.1" in resp.text
+    for host in ("localhost:8010", "127.0.0.1", "[::1]:8010"):
+        ok = requests.get(emu.url + CALLS, headers={"Host": host}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+        assert ok.status_code == 200, host
+
+
+def test_repeated_status_callback_event_keys_are_all_honoured(emu, receiver):
+    resp = raw(
+        emu,
+        "POST",
+        CALLS,
+        data=[("To", "+15555550111"), ("From", NUMBER), ("Twiml", twiml("<Hangup/>")), ("StatusCallback", receiver.url + "/cb"),
+              ("StatusCallbackEvent", "ringing"), ("StatusCallbackEvent", "answered")],
+    )
+    assert resp.status_code == 201
+    emu.advance(2)
+    assert receiver.statuses(resp.json()["sid"], "/cb") == [(0, "ringing"), (1, "in-progress"), (2, "completed")]

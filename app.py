@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
+import panel
 import voice
 from auth import CLOSED_MESSAGE
 from config import load_config
@@ -52,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
+    panel.init_app(app)  # login, /admin pages and actions; its forms keep CSRF checks
 
     app.add_url_rule("/healthz", "healthz", lambda: Response("ok\n", mimetype="text/plain"))
     app.after_request(_security_headers)

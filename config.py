@@ -38,4 +38,8 @@ def load_config() -> dict:
         "EMULATOR_URL": os.environ.get("EMULATOR_URL", ""),
         # A live call that has heard nothing for this long is marked "possibly stale".
         "STALE_AFTER_SECONDS": int(os.environ.get("STALE_AFTER_SECONDS", "300")),
+        # How long one request to Twilio's REST API (or the emulator) may take.
+        "TWILIO_TIMEOUT_SECONDS": float(os.environ.get("TWILIO_TIMEOUT_SECONDS", "10")),
+        # The operator panel's live list polls this often (milliseconds).
+        "PANEL_POLL_MS": int(os.environ.get("PANEL_POLL_MS", "1000")),
     }

@@ -1,0 +1,322 @@
+"""Operator actions: validate, ask Twilio (via call_control), record what happened.
+
+The panel and the JSON API both call these functions, so they share one validation and one
+record. Every action that names a known call is stored as an OperatorAction, including the
+ones refused before anything reached Twilio, with Twilio's answer or error.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from flask import current_app, has_request_context, request, url_for
+from sqlalchemy import select
+
+import call_control
+import twiml
+from call_control import ControlError
+from call_records import CALL_SID_PATTERN, CallUpdate, record_call, record_event
+from models import ACTIVE_STATUSES, CANCELABLE_STATUSES, STATUS_RANK, Call, OperatorAction, db
+
+# Twilio: "Call is not in-progress. Cannot redirect." (usually the caller just hung up).
+CALL_NOT_IN_PROGRESS = 21220
+REDIRECT_METHODS = ("POST", "GET")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_ADDRESS = re.compile(r"^(client|sip):[^\s<>\"']{1,250}$")
+_NUMBER_PUNCTUATION = re.compile(r"[\s().\-]")
+
+
+@dataclass
+class ActionResult:
+    """What happened, for a flash message (panel) or a JSON answer (API)."""
+
+    ok: bool
+    message: str
+    http_status: int
+    call_sid: str | None = None
+    action: OperatorAction | None = None
+    twilio_code: int | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The result as the JSON API answers it."""
+        body = {"ok": self.ok, "message": self.message, "call_sid": self.call_sid}
+        if not self.ok:
+            body["error"] = "twilio_error" if self.twilio_code else "refused"
+        if self.twilio_code is not None:
+            body["twilio_code"] = self.twilio_code
+        if self.action is not None:
+            body["action"] = self.action.to_dict()
+        body.update(self.details)
+        return body
+
+
+def public_base_url() -> str:
+    """Where Twilio reaches us: PUBLIC_URL, else this request's external root URL."""
+    configured = current_app.config["PUBLIC_URL"]
+    if configured:
+        return configured.rstrip("/")
+    if has_request_context():
+        return request.url_root.rstrip("/")
+    raise ControlError("PUBLIC_URL must be set to build URLs outside a request.")
+
+
+def normalize_number(raw: str | None) -> str:
+    """A phone number in E.164 form (punctuation dropped), or a client:/sip: address."""
+    value = (raw or "").strip()
+    if _ADDRESS.match(value):
+        return value
+    value = _NUMBER_PUNCTUATION.sub("", value)
+    if value.isdigit() and len(value) == 10:
+        value = "+1" + value  # a North American number typed without its country code
+    return value
+
+
+# -------------------------------------------------------------- actions on one call
+
+def hang_up(sid: str, operator: str) -> ActionResult:
+    """End the call (Status=completed), whatever state it is in."""
+    return _act_on_call(sid, operator, "hangup", {"status": "completed"},
+                        lambda call: _refuse_if_ended(call, "hang up"),
+                        lambda call: call_control.hang_up(call.sid),
+                        "Hung up.")
+
+
+def cancel(sid: str, operator: str) -> ActionResult:
+    """End a queued or ringing call (Status=canceled); never sent for an answered call."""
+    def check(call: Call):
+        refusal = _refuse_if_ended(call, "cancel")
+        if refusal is None and call.status not in CANCELABLE_STATUSES:
+            refusal = (
+                f"The call is {call.status}: Twilio ignores Cancel once a call is answered. "
+                "Use Hang up instead.", 409,
+            )
+        return refusal
+
+    return _act_on_call(sid, operator, "cancel", {"status": "canceled"}, check,
+                        lambda call: call_control.cancel(call.sid), "Canceled.")
+
+
+def redirect(sid: str, url: str | None, method: str | None, operator: str) -> ActionResult:
+    """Make Twilio fetch new TwiML for the call from `url` (relative paths are ours)."""
+    method = (method or "POST").upper()
+    params = {"url": url or "", "method": method}
+    resolved: list[str] = []
+
+    def check(call: Call):
+        refusal = _refuse_if_ended(call, "redirect")
+        if refusal:
+            return refusal
+        if method not in REDIRECT_METHODS:
+            return "Method must be POST or GET.", 400
+        if not url or not url.strip():
+            return "A Redirect URL is required.", 400
+        try:
+            resolved.append(twiml.absolute_url(url, public_base_url()))
+        except twiml.TwimlError as error:
+            return f"Redirect URL must be an http(s) URL: {error}", 400
+        params["url"] = resolved[0]
+        return None
+
+    return _act_on_call(sid, operator, "redirect", params, check,
+                        lambda call: call_control.redirect(call.sid, resolved[0], method),
+                        "Redirected.")
+
+
+def send_twiml(sid: str, text: str | None, operator: str) -> ActionResult:
+    """Replace the call's TwiML with `text`, checked and with absolute URLs, or refuse."""
+    params = {"twiml": text or ""}
+    prepared: list[str] = []
+
+    def check(call: Call):
+        refusal = _refuse_if_ended(call, "send TwiML to")
+        if refusal:
+            return refusal
+        try:
+            prepared.append(twiml.prepare(text or "", public_base_url()))
+        except twiml.TwimlError as error:
+            return f"TwiML not sent: {error}", 400
+        params["twiml"] = prepared[0]
+        return None
+
+    return _act_on_call(sid, operator, "twiml", params, check,
+                        lambda call: call_control.send_twiml(call.sid, prepared[0]),
+                        "TwiML sent.")
+
+
+def _refuse_if_ended(call: Call, verb: str):
+    """Refuse an action on a call that has already ended (its status never moves back)."""
+    if not call.is_active:
+        return f"Cannot {verb} this call: it has already ended ({call.status}).", 409
+    return None
+
+
+def _act_on_call(sid, operator, name, params, check, perform, success) -> ActionResult:
+    """Shared flow: find the call, check, perform, record; 21220 refreshes the call's status."""
+    call = db.session.get(Call, sid) if sid and CALL_SID_PATTERN.match(sid) else None
+    if call is None:
+        return ActionResult(False, f"No call with CallSid {sid[:40]!r} is recorded.", 404)
+    refusal = check(call)
+    if refusal is not None:
+        message, status = refusal
+        record = _record(call.sid, operator, name, params, False,
+                         f"Refused before sending to Twilio: {message}")
+        return ActionResult(False, message, status, call.sid, record)
+    try:
+        instance = perform(call)
+    except ControlError as error:
+        return _failed(call, operator, name, params, error)
+    _record_instance(instance, event_source=None)
+    status = getattr(instance, "status", None)
+    record = _record(call.sid, operator, name, params, True,
+                     f"Accepted by Twilio; the call is {status}." if status else "Accepted by Twilio.")
+    message = f"{success} Twilio reports the call {status}." if status else success
+    return ActionResult(True, message, 200, call.sid, record, details={"call_status": status})
+
+
+def _failed(call: Call, operator, name, params, error: ControlError) -> ActionResult:
+    """Record a failure; after a 21220, fetch the call's real status so the list is right."""
+    message = f"Twilio refused: {error.message}" + (f" (error {error.code})" if error.code else "")
+    http_status = 502 if error.code is None else 400
+    if error.http_status == 404:
+        http_status = 404
+    if error.code == CALL_NOT_IN_PROGRESS:
+        http_status = 409
+        refreshed = refresh_status(call.sid)
+        message += (
+            f". The caller probably hung up a moment before; Twilio now reports the call "
+            f"{refreshed}." if refreshed else
+            ". The caller probably hung up a moment before; its current status could not be fetched."
+        )
+    elif error.code is None and "did not answer" in error.message:
+        http_status = 504
+    if error.code is None:
+        message = error.message
+    record = _record(call.sid, operator, name, params, False, message, error.code)
+    return ActionResult(False, message, http_status, call.sid, record, twilio_code=error.code)
+
+
+# -------------------------------------------------------------- place a call
+
+def place_call(to: str | None, from_: str | None, operator: str) -> ActionResult:
+    """Start an outbound call that fetches our /voice and reports to our /status."""
+    to_number = normalize_number(to)
+    from_number = normalize_number(from_) if from_ else current_app.config["TWILIO_PHONE_NUMBER"]
+    params = {"to": to_number, "from": from_number}
+    if not (_PHONE.match(to_number) or _ADDRESS.match(to_number)):
+        message = "To must be a phone number in E.164 form, like +15555550123."
+        return _refused_place(operator, params, message)
+    if not from_number:
+        return _refused_place(operator, params, "From is required: TWILIO_PHONE_NUMBER is not set.")
+    if not (_PHONE.match(from_number) or _ADDRESS.match(from_number)):
+        return _refused_place(operator, params,
+                              "From must be a phone number in E.164 form, like +15555550100.")
+    try:
+        base = public_base_url()
+    except ControlError as error:
+        return _refused_place(operator, params, error.message)
+    params["url"] = base + url_for("voice.voice")
+    params["status_callback"] = base + url_for("voice.status")
+    try:
+        instance = call_control.place_call(to_number, from_number, params["url"],
+                                           params["status_callback"])
+    except ControlError as error:
+        message = (f"Twilio refused: {error.message} (error {error.code})" if error.code
+                   else error.message)
+        record = _record(None, operator, "place", params, False, message, error.code)
+        status = 400 if error.code else (504 if "did not answer" in error.message else 502)
+        return ActionResult(False, message, status, None, record, twilio_code=error.code)
+    _record_instance(instance, event_source=None)
+    record = _record(instance.sid, operator, "place", params, True,
+                     f"Accepted by Twilio; the call is {instance.status}.")
+    return ActionResult(True, f"Calling {to_number}: the call is {instance.status}.", 201,
+                        instance.sid, record, details={"call_status": instance.status})
+
+
+def _refused_place(operator, params, message) -> ActionResult:
+    record = _record(None, operator, "place", params, False,
+                     f"Refused before sending to Twilio: {message}")
+    return ActionResult(False, message, 400, None, record)
+
+
+# -------------------------------------------------------------- sync with Twilio
+
+def refresh_status(sid: str) -> str | None:
+    """Fetch one call from Twilio and record its status (forward only); None if that failed."""
+    try:
+        instance = call_control.fetch(sid)
+    except ControlError:
+        return None
+    _record_instance(instance, event_source="sync")
+    return getattr(instance, "status", None)
+
+
+def sync_live_calls(operator: str) -> ActionResult:
+    """Fetch every call we think is live from Twilio and record what changed."""
+    sids = db.session.scalars(
+        select(Call.sid).where(Call.status.in_(ACTIVE_STATUSES)).order_by(Call.created_at)
+    ).all()
+    changed, failed = [], []
+    for sid in sids:
+        before = db.session.get(Call, sid).status
+        try:
+            instance = call_control.fetch(sid)
+        except ControlError as error:
+            failed.append(sid)
+            _record(sid, operator, "sync", {}, False,
+                    f"Could not fetch the call: {error}", error.code)
+            continue
+        _record_instance(instance, event_source="sync")
+        db.session.expire_all()
+        after = db.session.get(Call, sid).status
+        if after != before:
+            changed.append(sid)
+        _record(sid, operator, "sync", {}, True,
+                f"Twilio reports {instance.status}; recorded {before} → {after}."
+                if after != before else f"Twilio reports {instance.status}; nothing to change.")
+    message = (f"Checked {len(sids)} live call{'s' if len(sids) != 1 else ''} with Twilio: "
+               f"{len(changed)} changed" + (f", {len(failed)} could not be fetched." if failed else "."))
+    return ActionResult(not failed, message, 200 if not failed else 502,
+                        details={"checked": len(sids), "changed": changed, "failed": failed})
+
+
+# -------------------------------------------------------------- records
+
+def _record_instance(instance, event_source: str | None) -> None:
+    """Record the call as Twilio described it (status forward only), and maybe an event."""
+    status = getattr(instance, "status", None)
+    sid = getattr(instance, "sid", None)
+    if status not in STATUS_RANK or not sid or not CALL_SID_PATTERN.match(sid):
+        return
+    duration = getattr(instance, "duration", None)
+    change = CallUpdate(
+        sid=sid,
+        status=status,
+        account_sid=getattr(instance, "account_sid", None),
+        from_number=getattr(instance, "from_", None),
+        to_number=getattr(instance, "to", None),
+        direction=getattr(instance, "direction", None),
+        caller_name=getattr(instance, "caller_name", None),
+        forwarded_from=getattr(instance, "forwarded_from", None),
+        parent_call_sid=getattr(instance, "parent_call_sid", None),
+        duration=int(duration) if duration and str(duration).isdigit() else None,
+    )
+    record_call(change)
+    if event_source:
+        params = {"CallSid": sid, "CallStatus": status, "Source": "REST fetch"}
+        if change.duration is not None:
+            params["CallDuration"] = str(change.duration)
+        record_event(sid, f"{event_source}:{status}", event_source, status, params)
+    db.session.commit()
+
+
+def _record(sid, operator, name, params, ok, result, code=None) -> OperatorAction:
+    """Store one operator action."""
+    action = OperatorAction(
+        call_sid=sid, operator=operator[:255], action=name,
+        params=json.dumps(params, sort_keys=True), ok=ok, result=result, error_code=code,
+    )
+    db.session.add(action)
+    db.session.commit()
+    return action

@@ -1,0 +1,154 @@
+"""The one module that talks to Twilio's REST API (through the official SDK) and to the emulator.
+
+The client is built per app on first use, never at import time, and honours
+TWILIO_API_BASE_URL (the local emulator) with `client.api.base_url` (reference §10).
+Every failure leaves here as a ControlError carrying Twilio's code and message, so callers
+handle one exception type: refusals, timeouts and connection errors alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+from flask import current_app
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+_EXTENSION_KEY = "switchboard.twilio_client"
+STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+@dataclass
+class ControlError(Exception):
+    """Twilio refused, or could not be reached. `code` is Twilio's error code when there is one."""
+
+    message: str
+    code: int | None = None
+    http_status: int | None = None
+
+    def __str__(self) -> str:
+        return f"Twilio error {self.code}: {self.message}" if self.code else self.message
+
+
+def client() -> Client:
+    """This app's Twilio client (built once per app, on first use)."""
+    existing = current_app.extensions.get(_EXTENSION_KEY)
+    if existing is not None:
+        return existing
+    config = current_app.config
+    if not config["TWILIO_ACCOUNT_SID"] or not config["TWILIO_AUTH_TOKEN"]:
+        raise ControlError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set to control calls.")
+    built = Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=TwilioHttpClient(timeout=config["TWILIO_TIMEOUT_SECONDS"]),
+    )
+    if config["TWILIO_API_BASE_URL"]:
+        built.api.base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
+    current_app.extensions[_EXTENSION_KEY] = built
+    return built
+
+
+def _calling(operation):
+    """Run one SDK call, turning every way it can fail into a ControlError."""
+    try:
+        return operation()
+    except ControlError:
+        raise
+    except TwilioRestException as error:
+        message = error.msg
+        for prefix in ("Unable to update record: ", "Unable to create record: ",
+                       "Unable to fetch record: "):
+            message = message.removeprefix(prefix)
+        raise ControlError(message or f"HTTP {error.status}", error.code, error.status) from None
+    except requests.Timeout:
+        raise ControlError(
+            f"Twilio did not answer within {current_app.config['TWILIO_TIMEOUT_SECONDS']} seconds."
+        ) from None
+    except requests.ConnectionError:
+        raise ControlError("Could not connect to Twilio's API; nothing was changed.") from None
+    except (TwilioException, requests.RequestException) as error:
+        raise ControlError(f"Twilio request failed: {error}") from None
+
+
+def hang_up(sid: str):
+    """End the call, even if it is in progress."""
+    return _calling(lambda: client().calls(sid).update(status="completed"))
+
+
+def cancel(sid: str):
+    """End a queued or ringing call (Twilio ignores this for an answered call)."""
+    return _calling(lambda: client().calls(sid).update(status="canceled"))
+
+
+def redirect(sid: str, url: str, method: str):
+    """Make Twilio fetch new TwiML for the call from `url`."""
+    return _calling(lambda: client().calls(sid).update(url=url, method=method))
+
+
+def send_twiml(sid: str, document: str):
+    """Replace the call's running TwiML with `document`."""
+    return _calling(lambda: client().calls(sid).update(twiml=document))
+
+
+def fetch(sid: str):
+    """The call as Twilio sees it now."""
+    return _calling(lambda: client().calls(sid).fetch())
+
+
+def place_call(to: str, from_: str, url: str, status_callback: str):
+    """Start an outbound call whose TwiML and status callbacks come back to us."""
+    return _calling(lambda: client().calls.create(
+        to=to,
+        from_=from_,
+        url=url,
+        method="POST",
+        status_callback=status_callback,
+        status_callback_method="POST",
+        status_callback_event=STATUS_CALLBACK_EVENTS,
+    ))
+
+
+# The emulator's own control endpoints (demo mode only: EMULATOR_URL is set).
+
+def _emulator(method: str, path: str, **kwargs):
+    config = current_app.config
+    url = config["EMULATOR_URL"].rstrip("/") + path
+    try:
+        response = requests.request(
+            method, url, auth=(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]),
+            timeout=config["TWILIO_TIMEOUT_SECONDS"], **kwargs,
+        )
+    except requests.RequestException:
+        raise ControlError(f"Could not reach the emulator at {config['EMULATOR_URL']}.") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code >= 400:
+        message = body.get("message") if isinstance(body, dict) else None
+        raise ControlError(message or f"The emulator answered HTTP {response.status_code}.",
+                           body.get("code") if isinstance(body, dict) else None,
+                           response.status_code)
+    return body
+
+
+def simulate_incoming(from_: str, caller_name: str | None, to: str | None = None,
+                      hangup_after: float | None = None, digits: str = "") -> dict:
+    """Ask the emulator to ring our Voice URL like an inbound caller; returns its call."""
+    payload = {"from": from_}
+    if caller_name:
+        payload["caller_name"] = caller_name
+    if to:
+        payload["to"] = to
+    if hangup_after:
+        payload["hangup_after"] = hangup_after
+    if digits:
+        payload["digits"] = digits
+    return _emulator("POST", "/emulator/incoming", json=payload)
+
+
+def transcript(sid: str) -> dict:
+    """The caller's-eye transcript of a call, from the emulator."""
+    return _emulator("GET", f"/emulator/calls/{sid}/transcript")

@@ -1,0 +1,457 @@
+"""The operator panel: login, the live list, history, a call's page, and the operator actions.
+
+Live updates are htmx polling of server-rendered partials: the database is the only source
+of truth, so it works with any number of gunicorn workers. Each partial is one template,
+included in its full page and returned alone to htmx. The poller sends back the fingerprint
+of what it shows; when nothing changed the answer is a 204 and htmx leaves the page alone,
+so focus and half-typed input are never disturbed. Forms with text fields live outside
+the polled regions.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import click
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect,
+                   render_template, request, session, url_for)
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import and_, func, or_, select
+from wtforms import PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired
+
+import actions
+import call_control
+import twiml
+from auth import CLOSED_MESSAGE, credentials_valid, login_is_possible
+from call_control import ControlError
+from models import ACTIVE_STATUSES, STATUS_RANK, Call, CallEvent, OperatorAction, db, utcnow
+
+bp = Blueprint("panel", __name__, cli_group=None)
+login_manager = LoginManager()
+
+HISTORY_PER_PAGE = 50
+# After a call ends its page keeps polling this long, for the callbacks that follow the end.
+ENDED_POLL_SECONDS = 30
+FINGERPRINT_HEADER = "X-Fingerprint"
+
+
+def init_app(app: Flask) -> None:
+    """Register the panel: blueprint, Flask-Login, and the sync-calls CLI command."""
+    login_manager.init_app(app)
+    login_manager.login_view = "panel.login"
+    login_manager.login_message = "Please log in to use the operator panel."
+    app.register_blueprint(bp)
+    app.jinja_env.globals["status_class"] = status_class
+
+
+# -------------------------------------------------------------- login
+
+class Operator(UserMixin):
+    """The one operator account. Its id carries a digest of the password, so changing
+    ADMIN_PASSWORD logs every existing session out."""
+
+    def __init__(self, username: str):
+        self.username = username
+        self.id = f"{username}|{_password_digest()}"
+
+
+def _password_digest() -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, current_app.config["ADMIN_PASSWORD"].encode(), "sha256").hexdigest()[:32]
+
+
+@login_manager.user_loader
+def load_operator(user_id: str) -> Operator | None:
+    """The operator for a session, if that session is still valid."""
+    if not login_is_possible():
+        return None
+    expected = Operator(current_app.config["ADMIN_USERNAME"])
+    if hmac.compare_digest(user_id.encode(), expected.id.encode()):
+        return expected
+    return None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    """No session: pages go to the login page; htmx pollers are told to go there too."""
+    login_url = url_for("panel.login", next=_safe_next(request.full_path))
+    if request.headers.get("HX-Request"):
+        return Response(status=401, headers={"HX-Redirect": login_url})
+    flash(login_manager.login_message, "info")
+    return redirect(login_url)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths are followed after login (no open redirect)."""
+    if not target:
+        return None
+    target = target.rstrip("?")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return None
+    return target
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+    submit = SubmitField("Log in")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """The login page; with ADMIN_PASSWORD unset it says why nobody can log in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("panel.live"))
+    form = LoginForm()
+    open_for_login = login_is_possible()
+    status = 200
+    if request.method == "POST":
+        if not open_for_login:
+            status = 403
+        elif form.validate_on_submit() and credentials_valid(form.username.data, form.password.data):
+            target = _safe_next(request.args.get("next")) or url_for("panel.live")
+            session.clear()  # a fresh session for the logged-in operator
+            login_user(Operator(current_app.config["ADMIN_USERNAME"]))
+            return redirect(target)
+        else:
+            status = 401
+            if form.errors.get("csrf_token"):
+                status = 400
+                flash("The form expired. Please try again.", "error")
+            else:
+                flash("Wrong username or password.", "error")
+    return render_template("login.html", form=form, open_for_login=open_for_login,
+                           closed_message=CLOSED_MESSAGE), status
+
+
+@bp.post("/logout")
+def logout():
+    """Log out (a POST with the CSRF token, so no other site can log the operator out)."""
+    logout_user()
+    session.clear()
+    flash("You are logged out.", "info")
+    return redirect(url_for("panel.login"))
+
+
+@bp.get("/")
+def index():
+    """The site root is the panel."""
+    return redirect(url_for("panel.live"))
+
+
+# -------------------------------------------------------------- live list
+
+@dataclass
+class LiveRow:
+    """One call in the live list; `depth` 1 for a <Dial> child leg under its parent."""
+
+    call: Call
+    depth: int
+    stale: bool
+
+
+def status_class(status: str) -> str:
+    """CSS class for a status badge."""
+    return "status-" + (status if status in STATUS_RANK else "unknown")
+
+
+def _live_rows() -> list[LiveRow]:
+    """Live calls, newest first, each child leg right under its parent."""
+    calls = db.session.scalars(
+        select(Call).where(Call.status.in_(ACTIVE_STATUSES))
+        .order_by(Call.created_at.desc(), Call.sid.desc())
+    ).all()
+    stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+    live_sids = {c.sid for c in calls}
+    children: dict[str, list[Call]] = {}
+    for c in calls:
+        if c.parent_call_sid in live_sids:
+            children.setdefault(c.parent_call_sid, []).append(c)
+    rows: list[LiveRow] = []
+    for c in calls:
+        if c.parent_call_sid in live_sids:
+            continue
+        rows.append(LiveRow(c, 1 if c.parent_call_sid else 0, c.updated_at < stale_before))
+        for child in reversed(children.get(c.sid, [])):
+            rows.append(LiveRow(child, 1, child.updated_at < stale_before))
+    return rows
+
+
+def _fingerprint(data) -> str:
+    return hashlib.sha256(repr(data).encode()).hexdigest()[:20]
+
+
+def _unchanged(fingerprint: str) -> bool:
+    """True when the poller already shows exactly this (then we answer 204: no swap)."""
+    return request.headers.get("HX-Request") == "true" and \
+        request.headers.get(FINGERPRINT_HEADER) == fingerprint
+
+
+def _live_context() -> dict:
+    rows = _live_rows()
+    fingerprint = _fingerprint([
+        (r.call.sid, r.call.status, r.depth, r.stale, r.call.from_number, r.call.to_number,
+         r.call.caller_name, r.call.direction, r.call.created_at) for r in rows
+    ])
+    return {"rows": rows, "fingerprint": fingerprint,
+            "poll_ms": current_app.config["PANEL_POLL_MS"]}
+
+
+@bp.get("/admin")
+@login_required
+def live():
+    """The live list of calls, kept current by polling its partial."""
+    return render_template("live.html", demo=_demo_mode(),
+                           phone_number=current_app.config["TWILIO_PHONE_NUMBER"],
+                           **_live_context())
+
+
+@bp.get("/admin/live")
+@login_required
+def live_rows():
+    """The live list's table body alone, for htmx; 204 when nothing changed."""
+    context = _live_context()
+    if _unchanged(context["fingerprint"]):
+        return Response(status=204)
+    return render_template("_live_rows.html", **context)
+
+
+# -------------------------------------------------------------- history
+
+def _number_condition(raw: str):
+    """'+1555…' matches numbers starting with it (indexed); other input matches anywhere."""
+    value = actions.normalize_number(raw) if raw.strip().startswith("+") else raw.strip()
+    if value.startswith("+"):
+        upper = value + "\U0010ffff"
+        return or_(and_(Call.from_number >= value, Call.from_number < upper),
+                   and_(Call.to_number >= value, Call.to_number < upper))
+    digits = "".join(ch for ch in value if ch.isalnum() or ch in "@:._-")
+    pattern = "%" + digits.replace("_", r"\_").replace("%", r"\%") + "%"
+    return or_(Call.from_number.like(pattern, escape="\\"), Call.to_number.like(pattern, escape="\\"),
+               Call.caller_name.like(pattern, escape="\\"))
+
+
+def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PER_PAGE):
+    """One page of calls, newest first: (calls, total). The page's SIDs come from the index
+    alone, then only those rows are read, so the last page costs about what the first does."""
+    conditions = []
+    if status == "live":
+        conditions.append(Call.status.in_(ACTIVE_STATUSES))
+    elif status:
+        conditions.append(Call.status == status)
+    if number.strip():
+        conditions.append(_number_condition(number))
+    total = db.session.scalar(select(func.count()).select_from(Call).where(*conditions))
+    order = (Call.created_at.desc(), Call.sid.desc())
+    sids = db.session.scalars(
+        select(Call.sid).where(*conditions).order_by(*order)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    calls = db.session.scalars(select(Call).where(Call.sid.in_(sids)).order_by(*order)).all() \
+        if sids else []
+    return calls, total
+
+
+@bp.get("/admin/history")
+@login_required
+def history():
+    """Every call, newest first, paginated; filter by status and number."""
+    status = request.args.get("status", "")
+    if status not in STATUS_RANK and status not in ("", "live"):
+        status = ""
+    number = request.args.get("number", "")[:64]
+    raw_page = request.args.get("page", "1")
+    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and int(raw_page) > 0 else 1
+    calls, total = history_page(status, number, page)
+    pages = max(1, -(-total // HISTORY_PER_PAGE))
+    if page > pages and total:
+        return redirect(url_for("panel.history", status=status or None, number=number or None,
+                                page=pages))
+    stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+    return render_template("history.html", calls=calls, total=total, page=page, pages=pages,
+                           status=status, number=number, statuses=list(STATUS_RANK),
+                           stale_before=stale_before, per_page=HISTORY_PER_PAGE)
+
+
+# -------------------------------------------------------------- one call
+
+def _call_or_404(sid: str) -> Call:
+    return db.get_or_404(Call, sid, description="No call with that CallSid is recorded.")
+
+
+def _call_context(call: Call) -> dict:
+    """Everything the call page's polled region shows."""
+    events = db.session.scalars(
+        select(CallEvent).where(CallEvent.call_sid == call.sid).order_by(CallEvent.id)
+    ).all()
+    operator_actions = db.session.scalars(
+        select(OperatorAction).where(OperatorAction.call_sid == call.sid)
+        .order_by(OperatorAction.id.desc())
+    ).all()
+    children = db.session.scalars(
+        select(Call).where(Call.parent_call_sid == call.sid).order_by(Call.created_at)
+    ).all()
+    transcript, transcript_error = None, None
+    if _demo_mode():
+        try:
+            transcript = call_control.transcript(call.sid)
+        except ControlError as error:
+            transcript_error = str(error)
+    stale = call.is_active and call.updated_at < utcnow() - timedelta(
+        seconds=current_app.config["STALE_AFTER_SECONDS"])
+    polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
+    fingerprint = _fingerprint([
+        call.status, call.duration, stale, polling, [e.id for e in events],
+        [a.id for a in operator_actions], [(c.sid, c.status) for c in children],
+        json.dumps(transcript, sort_keys=True, default=str), transcript_error,
+    ])
+    return {
+        "call": call, "events": events, "operator_actions": operator_actions,
+        "children": children, "transcript": transcript, "transcript_error": transcript_error,
+        "stale": stale, "polling": polling, "fingerprint": fingerprint,
+        "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
+        "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,
+    }
+
+
+def _render_call_page(call: Call, status: int = 200, values: dict | None = None):
+    hold_path = url_for("voice.hold")
+    presets = twiml.presets(current_app.config["HOLD_MUSIC_URL"], hold_path=hold_path,
+                            gathered_path=url_for("voice.gathered"),
+                            recorded_path=url_for("voice.recorded"))
+    values = values or {}
+    return render_template(
+        "call.html", presets=presets, values=values,
+        twiml_text=values.get("twiml", presets[0].twiml),
+        max_twiml=twiml.MAX_TWIML_CHARS, **_call_context(call),
+    ), status
+
+
+@bp.get("/admin/calls/<sid>")
+@login_required
+def call_page(sid: str):
+    """A call: its status timeline, child legs, operator actions, transcript, and controls."""
+    return _render_call_page(_call_or_404(sid))
+
+
+@bp.get("/admin/calls/<sid>/live")
+@login_required
+def call_live(sid: str):
+    """The call page's polled region alone, for htmx; 204 when nothing changed."""
+    context = _call_context(_call_or_404(sid))
+    if _unchanged(context["fingerprint"]):
+        return Response(status=204)
+    return render_template("_call_live.html", **context)
+
+
+# -------------------------------------------------------------- actions
+
+def _operator() -> str:
+    return current_user.username
+
+
+def _after_action(result: actions.ActionResult, sid: str, values: dict | None = None):
+    """Show the outcome: back to the list, or to the call page (keeping what was typed on failure)."""
+    back_to_list = request.form.get("next") == "live"
+    if result.http_status == 404 and result.call_sid is None:
+        abort(404, description=result.message)
+    if not result.ok and not back_to_list:
+        flash(result.message, "error")
+        call = db.session.get(Call, sid)
+        return _render_call_page(call, result.http_status, values)
+    flash(result.message, "ok" if result.ok else "error")
+    if back_to_list:
+        return redirect(url_for("panel.live"))
+    return redirect(url_for("panel.call_page", sid=sid))
+
+
+@bp.post("/admin/calls/<sid>/hangup")
+@login_required
+def hang_up(sid: str):
+    """Hang up a call (the button asks for confirmation first)."""
+    return _after_action(actions.hang_up(sid, _operator()), sid)
+
+
+@bp.post("/admin/calls/<sid>/cancel")
+@login_required
+def cancel(sid: str):
+    """Cancel a queued or ringing call."""
+    return _after_action(actions.cancel(sid, _operator()), sid)
+
+
+@bp.post("/admin/calls/<sid>/redirect")
+@login_required
+def redirect_call(sid: str):
+    """Redirect a call to a TwiML URL."""
+    url, method = request.form.get("url", ""), request.form.get("method", "POST")
+    result = actions.redirect(sid, url, method, _operator())
+    return _after_action(result, sid, {"url": url, "method": method})
+
+
+@bp.post("/admin/calls/<sid>/twiml")
+@login_required
+def send_twiml(sid: str):
+    """Send TwiML to a call (checked before anything reaches Twilio)."""
+    text = request.form.get("twiml", "")
+    return _after_action(actions.send_twiml(sid, text, _operator()), sid, {"twiml": text})
+
+
+@bp.post("/admin/calls")
+@login_required
+def place_call():
+    """Place an outbound call; it is tracked like an inbound one."""
+    result = actions.place_call(request.form.get("to"), request.form.get("from") or None,
+                                _operator())
+    flash(result.message, "ok" if result.ok else "error")
+    if result.ok:
+        return redirect(url_for("panel.call_page", sid=result.call_sid))
+    return redirect(url_for("panel.live"))
+
+
+@bp.post("/admin/sync")
+@login_required
+def sync():
+    """Fetch the real status of every live call from Twilio and record what changed."""
+    result = actions.sync_live_calls(_operator())
+    flash(result.message, "ok" if result.ok else "error")
+    return redirect(url_for("panel.live"))
+
+
+@bp.post("/admin/simulate")
+@login_required
+def simulate():
+    """Demo mode: make the emulator ring us like an inbound caller."""
+    if not _demo_mode():
+        abort(404)
+    from_number = actions.normalize_number(request.form.get("from") or "+15555550123")
+    caller_name = (request.form.get("caller_name") or "").strip()[:100] or None
+    try:
+        call = call_control.simulate_incoming(from_number, caller_name)
+    except ControlError as error:
+        flash(f"The emulator refused: {error.message}", "error")
+    else:
+        sid = call.get("sid") if isinstance(call, dict) else None
+        flash(f"Simulated a call from {from_number}" + (f" ({sid})." if sid else "."), "ok")
+    return redirect(url_for("panel.live"))
+
+
+def _demo_mode() -> bool:
+    return bool(current_app.config["EMULATOR_URL"])
+
+
+@bp.cli.command("sync-calls")
+def sync_calls_command():
+    """Fetch the real status of calls the database thinks are live, and record changes."""
+    with current_app.test_request_context(current_app.config["PUBLIC_URL"] or "/"):
+        result = actions.sync_live_calls("cli")
+    click.echo(result.message)
+    if not result.ok:
+        raise SystemExit(1)

@@ -127,7 +127,7 @@ def _emulator(method: str, path: str, **kwargs):
     except ValueError:
         body = {}
     if response.status_code >= 400:
-        message = body.get("message") if isinstance(body, dict) else None
+        message = (body.get("message") or body.get("error")) if isinstance(body, dict) else None
         raise ControlError(message or f"The emulator answered HTTP {response.status_code}.",
                            body.get("code") if isinstance(body, dict) else None,
                            response.status_code)
@@ -136,7 +136,8 @@ def _emulator(method: str, path: str, **kwargs):
 
 def simulate_incoming(from_: str, caller_name: str | None, to: str | None = None,
                       hangup_after: float | None = None, digits: str = "") -> dict:
-    """Ask the emulator to ring our Voice URL like an inbound caller; returns its call."""
+    """Ask the emulator to ring our Voice URL like an inbound caller; returns its call
+    (`call_sid`, `status`, …)."""
     payload = {"from": from_}
     if caller_name:
         payload["caller_name"] = caller_name

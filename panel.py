@@ -438,7 +438,7 @@ def simulate():
     except ControlError as error:
         flash(f"The emulator refused: {error.message}", "error")
     else:
-        sid = call.get("sid") if isinstance(call, dict) else None
+        sid = call.get("call_sid") if isinstance(call, dict) else None
         flash(f"Simulated a call from {from_number}" + (f" ({sid})." if sid else "."), "ok")
     return redirect(url_for("panel.live"))
 

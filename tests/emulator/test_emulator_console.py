@@ -1,0 +1,165 @@
+"""The emulator's own control endpoints, pages, CLI and the serve_in_thread helper."""
+
+from __future__ import annotations
+
+import requests
+from flask import Flask
+
+from conftest import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, make_emulator, twiml
+from emulator import create_app, is_loopback_host
+from emulator.server import serve_in_thread
+
+AUTH = (ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_incoming_endpoint_rings_the_voice_url(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather action='/menu' numDigits='1'><Say>Press</Say></Gather>"))
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "caller_name": "Ada", "digits": "3"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 201
+    sid = resp.json()["call_sid"]
+    assert sid.startswith("CA") and len(sid) == 34
+    emu.advance(2)
+    (voice,) = receiver.on("/voice")
+    assert voice.param("CallSid") == sid and voice.param("To") == NUMBER and voice.param("CallerName") == "Ada"
+    assert receiver.on("/menu")[0].param("Digits") == "3"
+
+
+def test_incoming_accepts_form_and_custom_to(emu, receiver):
+    resp = requests.post(emu.url + "/emulator/incoming", data={"from": CALLER, "to": "+15555550101", "hangup_after": "3"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 201
+    emu.advance(0)
+    assert receiver.on("/voice")[0].param("To") == "+15555550101"
+
+
+def test_control_endpoints_need_credentials(emu):
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, timeout=5)
+    assert resp.status_code == 401
+    assert resp.json()["code"] == 20003
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, auth=(ACCOUNT_SID, "nope"), timeout=5)
+    assert resp.status_code == 401
+    assert emu.engine.all_calls() == []
+
+
+def test_incoming_rejects_bad_input(emu):
+    assert requests.post(emu.url + "/emulator/incoming", json={}, auth=AUTH, timeout=5).status_code == 400
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "digits": "12x"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 400
+    assert emu.engine.all_calls() == []
+
+
+def test_transcript_json_tells_what_the_caller_heard(emu, receiver):
+    receiver.answer("/voice", twiml("<Say voice='alice'>Welcome</Say><Dial>+15555550186</Dial><Hangup/>"))
+    sid = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(3)
+    resp = requests.get(emu.url + f"/emulator/calls/{sid}/transcript", auth=AUTH, timeout=5)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["status"] == "completed"
+    lines = body["transcript"]
+    say = next(line for line in lines if line["kind"] == "say")
+    assert (say["text"], say["voice"], say["t"]) == ("Welcome", "alice", 0.0)
+    assert any(line["kind"] == "dial" and line.get("target") == "+15555550186" for line in lines)
+    assert any(line["kind"] == "dial" and line.get("dial_status") == "busy" for line in lines)
+    assert lines[-1]["kind"] == "status" and lines[-1]["status"] == "completed"
+    assert all("at" in line for line in lines)
+    assert requests.get(emu.url + f"/emulator/calls/{sid}/transcript", timeout=5).status_code == 401
+
+
+def test_live_digits_and_hangup_endpoints(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather action='/menu' numDigits='2' timeout='30'/>"))
+    receiver.answer("/menu", twiml("<Pause length='60'/>"))
+    sid = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(1)
+    resp = requests.post(emu.url + f"/emulator/calls/{sid}/digits", json={"digits": "55"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 202
+    emu.advance(0)
+    assert receiver.on("/menu")[0].param("Digits") == "55"
+    assert emu.client.calls(sid).fetch().status == "in-progress"
+    resp = requests.post(emu.url + f"/emulator/calls/{sid}/hangup", auth=AUTH, timeout=5)
+    assert resp.status_code == 202
+    emu.advance(0)
+    assert emu.client.calls(sid).fetch().status == "completed"
+
+
+def test_console_pages_list_calls_and_escape_caller_names(emu, receiver):
+    receiver.answer("/voice", twiml("<Say>Hi</Say>"))
+    hostile = "<script>alert(1)</script>"
+    sid = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "caller_name": hostile}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(2)
+    index = requests.get(emu.url + "/", timeout=5)
+    assert index.status_code == 200
+    assert sid in index.text
+    assert hostile not in index.text and "&lt;script&gt;" in index.text
+    page = requests.get(emu.url + f"/emulator/calls/{sid}", timeout=5)
+    assert page.status_code == 200
+    assert "Hi" in page.text and hostile not in page.text
+    assert requests.get(emu.url + "/emulator/calls/CA" + "0" * 32, timeout=5).status_code == 404
+    refused = requests.get(emu.url + "/", headers={"Host": "attacker.example"}, timeout=5)
+    assert refused.status_code == 403
+
+
+def test_loopback_host_names():
+    for host in ("127.0.0.1", "127.0.0.1:8010", "localhost", "LOCALHOST:1", "[::1]", "[::1]:8010"):
+        assert is_loopback_host(host), host
+    for host in ("evil.example", "127.0.0.1.evil.example", "localhost.evil:80", "[::2]:80", "10.0.0.1"):
+        assert not is_loopback_host(host), host
+
+
+def test_cli_ring_posts_to_running_emulator(emu, receiver):
+    receiver.answer("/voice", twiml("<Say>CLI call</Say>"))
+    cli_app = create_app({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "EMULATOR_URL": emu.url})
+    result = cli_app.test_cli_runner().invoke(args=["ring", "--from", CALLER, "--caller-name", "Bob", "--digits", "1,2"])
+    assert result.exit_code == 0, result.output
+    sid = result.stdout.strip().splitlines()[0]
+    emu.advance(1)
+    assert emu.engine.get(sid).caller_name == "Bob"
+    assert receiver.on("/voice")[0].param("CallerName") == "Bob"
+    assert emu.said(sid) == ["CLI call"]
+
+
+def test_cli_ring_reports_unreachable_emulator():
+    cli_app = create_app({"EMULATOR_URL": "http://127.0.0.1:9"})
+    result = cli_app.test_cli_runner().invoke(args=["ring", "--from", CALLER])
+    assert result.exit_code != 0
+    assert "Cannot reach the emulator" in result.output
+
+
+def test_defaults_use_the_demo_account_and_documented_number(monkeypatch):
+    for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER", "EMULATOR_VOICE_URL", "EMULATOR_STATUS_CALLBACK"):
+        monkeypatch.delenv(key, raising=False)
+    app = create_app({})
+    s = app.extensions["emulator"].settings
+    assert s.account_sid.startswith("AC") and len(s.account_sid) == 34
+    assert s.phone_number == "+15555550100"
+    assert s.voice_url == "http://127.0.0.1:5000/voice" and s.status_callback == "http://127.0.0.1:5000/status"
+    assert s.ring_seconds == 1.0
+
+
+def test_serve_in_thread_serves_any_wsgi_app_and_stops():
+    app = Flask("tiny")
+    app.add_url_rule("/ping", "ping", lambda: "pong")
+    handle = serve_in_thread(app)
+    assert handle.url.startswith("http://127.0.0.1:")
+    assert requests.get(handle.url + "/ping", timeout=5).text == "pong"
+    handle.stop()
+    try:
+        requests.get(handle.url + "/ping", timeout=1)
+    except requests.ConnectionError:
+        pass
+    else:
+        raise AssertionError("server still answering after stop()")
+
+
+def test_real_clock_with_tiny_timings_runs_a_call(receiver):
+    """The default (real) clock path, scaled down so it finishes in a fraction of a second."""
+    from conftest import wait_for
+
+    receiver.answer("/voice", twiml("<Say>Real time</Say>"))
+    emu, handle = make_emulator(receiver, EMULATOR_CLOCK=None, EMULATOR_TIME_SCALE="0.01")
+    try:
+        call = emu.client.calls.create(to="+15555550111", from_=NUMBER, url=receiver.url + "/voice", status_callback=receiver.url + "/status")
+        wait_for(lambda: receiver.statuses(call.sid) == [(0, "completed")], "the call to complete in real time")
+        assert emu.client.calls(call.sid).fetch().status == "completed"
+    finally:
+        handle.stop()
+        emu.engine.stop()

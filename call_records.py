@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import cache
 
 from sqlalchemy import case, func, insert, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -76,8 +77,13 @@ def parse_call_update(params, status_override: str | None = None) -> CallUpdate:
 
 def record_call(change: CallUpdate) -> None:
     """Insert the call, or move its status forward and fill in what we did not know yet."""
+    _write_call(_call_values(change))
+
+
+def _call_values(change: CallUpdate) -> dict:
+    """The row a webhook describes, ready for the upsert."""
     now = utcnow()
-    values = {
+    return {
         "sid": change.sid,
         "account_sid": change.account_sid,
         "from_number": change.from_number,
@@ -92,19 +98,22 @@ def record_call(change: CallUpdate) -> None:
         "created_at": now,
         "updated_at": now,
     }
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        stmt = (sqlite if dialect == "sqlite" else postgresql).insert(Call).values(values)
-        merged = _merge(lambda column: getattr(stmt.excluded, column))
-        db.session.execute(stmt.on_conflict_do_update(index_elements=[Call.sid], set_=merged))
+
+
+def _write_call(values: dict) -> None:
+    """Upsert one call row in a single conditional statement."""
+    connection = db.session.connection()
+    statements = _statements(connection.dialect.name)
+    if statements is not None:
+        connection.execute(statements.upsert_call, values)
         return
     # Any other database: insert in a savepoint, else the same conditional update.
     try:
         with db.session.begin_nested():
-            db.session.execute(insert(Call).values(values))
+            connection.execute(insert(Call.__table__), values)
     except IntegrityError:
         merged = _merge(lambda column: literal(values[column], Call.__table__.c[column].type))
-        db.session.execute(update(Call).where(Call.sid == change.sid).values(merged))
+        connection.execute(update(Call.__table__).where(Call.sid == values["sid"]).values(merged))
 
 
 # Facts about a call that never change once known; a later webhook only fills in blanks.
@@ -116,18 +125,47 @@ _FILL_IN_COLUMNS = (
 
 def _merge(incoming) -> dict:
     """SET clause for an existing call: status forward only, known facts kept, blanks filled."""
-    advance = incoming("status_rank") > Call.status_rank
+    calls = Call.__table__.c
+    advance = incoming("status_rank") > calls.status_rank
     return {
-        "status": case((advance, incoming("status")), else_=Call.status),
-        "status_rank": case((advance, incoming("status_rank")), else_=Call.status_rank),
+        "status": case((advance, incoming("status")), else_=calls.status),
+        "status_rank": case((advance, incoming("status_rank")), else_=calls.status_rank),
         "updated_at": incoming("updated_at"),
-        **{c: func.coalesce(getattr(Call, c), incoming(c)) for c in _FILL_IN_COLUMNS},
+        **{c: func.coalesce(calls[c], incoming(c)) for c in _FILL_IN_COLUMNS},
     }
+
+
+@dataclass(frozen=True)
+class _Statements:
+    upsert_call: object
+    insert_event: object
+
+
+@cache
+def _statements(dialect_name: str) -> _Statements | None:
+    """The two writes, built once per dialect (building them per webhook costs more than
+    running them); None where the database has no INSERT … ON CONFLICT."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
+    if dialect is None:
+        return None
+    upsert = dialect.insert(Call.__table__)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["sid"], set_=_merge(lambda column: upsert.excluded[column])
+    )
+    insert_event = dialect.insert(CallEvent.__table__).on_conflict_do_nothing(
+        index_elements=["call_sid", "dedupe_key"]
+    )
+    return _Statements(upsert_call=upsert, insert_event=insert_event)
 
 
 def record_event(call_sid: str, dedupe_key: str, source: str, status: str, params) -> bool:
     """Store one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
-    values = {
+    return _write_event(_event_values(call_sid, dedupe_key, source, status, params))
+
+
+def _event_values(call_sid: str, dedupe_key: str, source: str, status: str, params) -> dict:
+    """The event row for a webhook, ready to insert."""
+    return {
         "call_sid": call_sid,
         "dedupe_key": dedupe_key,
         "source": source,
@@ -139,16 +177,17 @@ def record_event(call_sid: str, dedupe_key: str, source: str, status: str, param
         "params": json.dumps(_as_dict(params), sort_keys=True),
         "received_at": utcnow(),
     }
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        stmt = (sqlite if dialect == "sqlite" else postgresql).insert(CallEvent).values(values)
-        result = db.session.execute(stmt.on_conflict_do_nothing(
-            index_elements=[CallEvent.call_sid, CallEvent.dedupe_key]
-        ))
-        return result.rowcount == 1
+
+
+def _write_event(values: dict) -> bool:
+    """Insert one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
+    connection = db.session.connection()
+    statements = _statements(connection.dialect.name)
+    if statements is not None:
+        return connection.execute(statements.insert_event, values).rowcount == 1
     try:
         with db.session.begin_nested():
-            db.session.execute(insert(CallEvent).values(values))
+            connection.execute(insert(CallEvent.__table__), values)
     except IntegrityError:
         return False
     return True
@@ -159,9 +198,12 @@ def record_status_callback(params) -> bool:
     change = parse_call_update(params)
     sequence = _optional_int(params, "SequenceNumber")
     dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
+    # Everything is computed before the first write: other workers wait while we hold the lock.
+    call = _call_values(change)
+    event = _event_values(change.sid, dedupe_key, "callback", change.status, params)
     # The call row first: the event refers to it. A duplicate rolls both back.
-    record_call(change)
-    if not record_event(change.sid, dedupe_key, "callback", change.status, params):
+    _write_call(call)
+    if not _write_event(event):
         db.session.rollback()
         return False
     db.session.commit()
@@ -171,9 +213,11 @@ def record_status_callback(params) -> bool:
 def record_voice_webhook(params, answered: bool) -> CallUpdate:
     """Record a TwiML request; once we answer with TwiML that connects, the call is in progress."""
     change = parse_call_update(params, status_override="in-progress" if answered else None)
-    record_call(change)
+    call = _call_values(change)
+    event = _event_values(change.sid, "voice:answered", "voice", change.status, params)
+    _write_call(call)
     if answered:
-        record_event(change.sid, "voice:answered", "voice", change.status, params)
+        _write_event(event)
     db.session.commit()
     return change
 

@@ -37,12 +37,13 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
 
 
 @contextmanager
-def gunicorn(env: dict, workers: int = 2, log_path: Path | None = None, extra_args=()):
-    """Start `gunicorn 'app:create_app()'` with `env`; yield (base_url, process); stop it."""
+def gunicorn(env: dict, workers: int = 2, log_path: Path | None = None, extra_args=(),
+             app_target: str = "app:create_app()", wrapper=()):
+    """Start `gunicorn <app_target>` with `env`; yield (base_url, process); stop it."""
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind", f"127.0.0.1:{port}",
+        [*wrapper, sys.executable, "-m", "gunicorn", app_target, "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), *extra_args],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )

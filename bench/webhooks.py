@@ -1,0 +1,172 @@
+"""Benchmark: /voice + /status on gunicorn, against a bare Flask + sqlite3 baseline, same run.
+
+Run with `make bench` (or `python bench/webhooks.py`). The load client runs on CPU 0 and both
+servers on the remaining CPUs, each served the same way (gunicorn, same worker count, a fresh
+SQLite file with the same schema, WAL and synchronous=FULL). Prints throughput and p50/p99
+latency per server and concurrency, the ratios, and whether the targets are met:
+  - throughput ratio >= 0.6 at 24 concurrent clients
+  - p99 <= 1.5 x the bare endpoint's p99 at 24 clients
+  - p99 < 15 ms with one client at a time
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from servers import gunicorn  # noqa: E402
+
+TOKEN = secrets.token_hex(16)
+ACCOUNT = "AC" + secrets.token_hex(16)
+
+
+def workload(count: int) -> list[tuple[str, dict]]:
+    """Alternating /voice (a new inbound call) and /status (the end of the previous one)."""
+    items = []
+    for _ in range(count // 2):
+        sid = "CA" + secrets.token_hex(16)
+        base = {"AccountSid": ACCOUNT, "ApiVersion": "2010-04-01", "CallSid": sid,
+                "From": "+15555550123", "To": "+15555550100", "Direction": "inbound",
+                "Called": "+15555550100", "Caller": "+15555550123"}
+        items.append(("/voice", {**base, "CallStatus": "ringing"}))
+        items.append(("/status", {**base, "CallStatus": "completed", "SequenceNumber": "0",
+                                  "CallDuration": "31", "CallbackSource": "call-progress-events",
+                                  "Timestamp": "Mon, 23 Nov 2026 10:00:00 +0000"}))
+    return items
+
+
+def run_load(base_url: str, items, clients: int) -> tuple[float, list[float]]:
+    """Send every item from `clients` threads; return (requests per second, latencies in s)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    validator = RequestValidator(TOKEN)
+    prepared = []
+    for path, params in items:
+        body = urlencode(params)
+        signature = validator.compute_signature(base_url + path, params)
+        prepared.append((path, body, signature))
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    cursor = iter(prepared)
+
+    def client() -> None:
+        own = []
+        while True:
+            with lock:
+                item = next(cursor, None)
+            if item is None:
+                break
+            path, body, signature = item
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.request("POST", path, body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            own.append(time.perf_counter() - started)
+            if response.status not in (200, 204):
+                failures.append(f"{path}: {response.status}")
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
+    return len(prepared) / elapsed, latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of the sorted values fall."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per measured run")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers per server")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    parser.add_argument("--warmup", type=int, default=1000, help="requests before measuring")
+    args = parser.parse_args()
+
+    cpus = sorted(os.sched_getaffinity(0))
+    client_cpu, server_cpus = {cpus[0]}, set(cpus[1:]) or {cpus[0]}
+    os.sched_setaffinity(0, client_cpu)
+    server_args = ("--workers", str(args.workers))
+    pin = f"taskset -c {','.join(map(str, sorted(server_cpus)))}"
+    print(f"client on CPU {cpus[0]}, servers on CPUs {sorted(server_cpus)}; "
+          f"gunicorn --workers {args.workers}; {args.requests} requests per run")
+
+    results: dict[tuple[str, int], list] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        app_env = {"DATABASE_URL": f"sqlite:///{tmp}/app.db", "TWILIO_AUTH_TOKEN": TOKEN,
+                   "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_VALIDATE_SIGNATURES": "true",
+                   "PUBLIC_URL": "", "SECRET_KEY": "bench", "ADMIN_PASSWORD": "bench",
+                   "EMULATOR_URL": "", "TWILIO_API_BASE_URL": ""}
+        # The bare endpoint's database gets the app's schema (same tables, same indexes).
+        from app import create_app
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bare.db", "SECRET_KEY": "x"})
+        bare_env = {"BARE_DB_PATH": f"{tmp}/bare.db", "TWILIO_AUTH_TOKEN": TOKEN}
+        servers = {
+            "bare": (bare_env, "bench.bare_app:create_app()"),
+            "switchboard": (app_env, "app:create_app()"),
+        }
+        for round_ in range(args.rounds):
+            for name, (env, target) in servers.items():
+                with gunicorn(env, workers=args.workers, app_target=target,
+                              extra_args=server_args[2:], wrapper=pin.split()) as (url, _):
+                    run_load(url, workload(args.warmup), 8)  # warm up every worker
+                    for clients, count in ((1, args.requests // 4), (24, args.requests)):
+                        rate, latencies = run_load(url, workload(count), clients)
+                        results.setdefault((name, clients), []).append((rate, latencies))
+
+    def summary(name: str, clients: int) -> tuple[float, float, float]:
+        runs = results[(name, clients)]
+        rate = statistics.median(r for r, _ in runs)
+        latencies = [value for _, values in runs for value in values]
+        return rate, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+
+    print(f"\n{'server':<12} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for (name, clients) in sorted(results, key=lambda k: (k[1], k[0])):
+        rate, p50, p99 = summary(name, clients)
+        print(f"{name:<12} {clients:>7} {rate:>8.0f} {p50:>8.2f} {p99:>8.2f}")
+
+    app24, bare24 = summary("switchboard", 24), summary("bare", 24)
+    app1 = summary("switchboard", 1)
+    throughput_ratio = app24[0] / bare24[0]
+    p99_ratio = app24[2] / bare24[2]
+    checks = [
+        (f"throughput ratio at 24 clients: {throughput_ratio:.2f} (target >= 0.6)",
+         throughput_ratio >= 0.6),
+        (f"p99 ratio at 24 clients: {p99_ratio:.2f} x bare (target <= 1.5)", p99_ratio <= 1.5),
+        (f"p99 with one client: {app1[2]:.2f} ms (target < 15 ms)", app1[2] < 15),
+    ]
+    print()
+    for text, ok in checks:
+        print(("PASS  " if ok else "MISS  ") + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

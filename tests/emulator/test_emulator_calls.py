@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from conftest import CALLER, NUMBER, assert_signed, twiml
+from emulator_testkit import CALLER, NUMBER, assert_signed, twiml
 
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 

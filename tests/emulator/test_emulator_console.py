@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from flask import Flask
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, make_emulator, twiml
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, make_emulator, twiml
 from emulator import create_app, is_loopback_host
 from emulator.server import serve_in_thread
 
@@ -152,7 +152,7 @@ def test_serve_in_thread_serves_any_wsgi_app_and_stops():
 
 def test_real_clock_with_tiny_timings_runs_a_call(receiver):
     """The default (real) clock path, scaled down so it finishes in a fraction of a second."""
-    from conftest import wait_for
+    from emulator_testkit import wait_for
 
     receiver.answer("/voice", twiml("<Say>Real time</Say>"))
     emu, handle = make_emulator(receiver, EMULATOR_CLOCK=None, EMULATOR_TIME_SCALE="0.01")

@@ -11,7 +11,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from conftest import ACCOUNT_SID, AUTH_TOKEN, NUMBER, twiml
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, NUMBER, twiml
 
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
 

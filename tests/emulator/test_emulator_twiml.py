@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import CALLER, NUMBER, assert_signed, twiml
+from emulator_testkit import CALLER, NUMBER, assert_signed, twiml
 
 
 def ring(emu, receiver, doc, **kwargs):

@@ -44,7 +44,7 @@ def gunicorn(env: dict, workers: int = 2, log_path: Path | None = None, extra_ar
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "gunicorn", app_target, "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), *extra_args],
+         "--workers", str(workers), "--no-control-socket", *extra_args],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+import actions
 from auth import basic_auth_required
 from models import ACTIVE_STATUSES, STATUS_RANK, Call, db
 
@@ -64,3 +65,93 @@ def get_call(sid: str):
         events=[event.to_dict() for event in call.events],
         actions=[action.to_dict() for action in call.actions],
     )
+
+
+# Operator actions for scripts: the same validation and record as the panel (actions.py).
+
+def _json_body(optional: bool = False) -> dict:
+    """The request's JSON object; anything but a JSON body is a 415, a non-object a 400.
+    Actions without parameters also accept an empty body."""
+    if optional and not request.get_data():
+        return {}
+    if not request.is_json:
+        abort(415, description="Send a JSON body with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    return body
+
+
+def _string_field(body: dict, name: str, required: bool = True) -> str | None:
+    """A string member of the body, or a 400 saying what is wrong."""
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            abort(400, description=f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        abort(400, description=f"{name} must be a string.")
+    return value
+
+
+def _operator() -> str:
+    return f"{request.authorization.username} (API)"
+
+
+def _answer(result: actions.ActionResult):
+    """An action's result as JSON, with its HTTP status."""
+    response = jsonify(result.to_dict())
+    response.status_code = result.http_status
+    return response
+
+
+@bp.post("/calls/<sid>/hangup")
+@basic_auth_required
+def hang_up(sid: str):
+    """Hang up a call (Status=completed)."""
+    _json_body(optional=True)
+    return _answer(actions.hang_up(sid, _operator()))
+
+
+@bp.post("/calls/<sid>/cancel")
+@basic_auth_required
+def cancel(sid: str):
+    """Cancel a queued or ringing call; 409 once it is answered (hang up instead)."""
+    _json_body(optional=True)
+    return _answer(actions.cancel(sid, _operator()))
+
+
+@bp.post("/calls/<sid>/redirect")
+@basic_auth_required
+def redirect_call(sid: str):
+    """Redirect a call: {"url": "https://…" or "/voice/hold", "method": "POST"|"GET"}."""
+    body = _json_body()
+    url = _string_field(body, "url")
+    method = _string_field(body, "method", required=False) or "POST"
+    return _answer(actions.redirect(sid, url, method, _operator()))
+
+
+@bp.post("/calls/<sid>/twiml")
+@basic_auth_required
+def send_twiml(sid: str):
+    """Send TwiML to a call: {"twiml": "<Response>…</Response>"} (checked before sending)."""
+    body = _json_body()
+    return _answer(actions.send_twiml(sid, _string_field(body, "twiml"), _operator()))
+
+
+@bp.post("/calls")
+@basic_auth_required
+def place_call():
+    """Place a call: {"to": "+1…", "from": optional, default TWILIO_PHONE_NUMBER}."""
+    body = _json_body()
+    to = _string_field(body, "to")
+    from_ = _string_field(body, "from", required=False)
+    return _answer(actions.place_call(to, from_, _operator()))
+
+
+@bp.post("/sync")
+@basic_auth_required
+def sync():
+    """Fetch the real status of every call we think is live, and record what changed."""
+    _json_body(optional=True)
+    return _answer(actions.sync_live_calls(_operator()))

@@ -51,6 +51,10 @@ class Call(db.Model):
         Index("ix_calls_parent_call_sid", "parent_call_sid"),
         Index("ix_calls_from_number", "from_number"),
         Index("ix_calls_to_number", "to_number"),
+        # History pages are ordered by (created_at, sid): covering indexes let a page's SIDs,
+        # even the last page's, come from the index alone (bench/history_page.py).
+        Index("ix_calls_created_at_sid", "created_at", "sid"),
+        Index("ix_calls_status_created_at_sid", "status", "created_at", "sid"),
     )
 
     sid: Mapped[str] = mapped_column(String(34), primary_key=True)

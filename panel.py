@@ -326,7 +326,8 @@ def _render_call_page(call: Call, status: int = 200, values: dict | None = None)
     hold_path = url_for("voice.hold")
     presets = twiml.presets(current_app.config["HOLD_MUSIC_URL"], hold_path=hold_path,
                             gathered_path=url_for("voice.gathered"),
-                            recorded_path=url_for("voice.recorded"))
+                            recorded_path=url_for("voice.recorded"),
+                            status_path=url_for("voice.status"))
     values = values or {}
     return render_template(
         "call.html", presets=presets, values=values,

@@ -97,8 +97,12 @@ class Preset:
 
 def presets(hold_music_url: str, hold_path: str = "/voice/hold",
             gathered_path: str = "/voice/gathered", recorded_path: str = "/voice/recorded",
-            transfer_to: str = "+15555550142") -> list[Preset]:
-    """The operator's presets; relative URLs in them are made absolute when sent."""
+            status_path: str = "/status", transfer_to: str = "+15555550142") -> list[Preset]:
+    """The operator's presets; relative URLs in them are made absolute when sent.
+
+    The transfer's <Number> reports its leg's progress to our status callback, so the
+    child leg shows under its parent in the live list (reference §4.1).
+    """
     def doc(*verbs: str) -> str:
         return f"{XML_DECLARATION}\n<Response>\n" + "".join(f"  {v}\n" for v in verbs) + "</Response>"
 
@@ -113,7 +117,8 @@ def presets(hold_music_url: str, hold_path: str = "/voice/hold",
         )),
         Preset("transfer", "Transfer to a number", doc(
             "<Say>Transferring your call now.</Say>",
-            f"<Dial><Number>{escape(transfer_to)}</Number></Dial>",
+            f"<Dial><Number statusCallback={quoteattr(status_path)} statusCallbackMethod=\"POST\" "
+            f"statusCallbackEvent=\"initiated ringing answered completed\">{escape(transfer_to)}</Number></Dial>",
         )),
         Preset("voicemail", "Voicemail", doc(
             "<Say>Please leave a message after the tone. Press the pound key when you are done.</Say>",

@@ -93,3 +93,10 @@ def test_absolute_url_accepts_only_http_and_https():
     for bad in ("javascript:alert(1)", "ftp://x.example/", "http://", "mailto:a@b.example"):
         with pytest.raises(twiml.TwimlError):
             twiml.absolute_url(bad, BASE)
+
+
+def test_transfer_reports_its_child_leg_to_our_status_callback():
+    transfer = next(p for p in twiml.presets(HOLD_MUSIC) if p.key == "transfer")
+    number = ElementTree.fromstring(twiml.prepare(transfer.twiml, BASE)).find("Dial/Number")
+    assert number.get("statusCallback") == f"{BASE}/status"
+    assert number.get("statusCallbackEvent").split() == ["initiated", "ringing", "answered", "completed"]

@@ -55,3 +55,25 @@ def test_wrong_password_is_refused_and_logout_ends_the_session(page: Page, stack
     expect(page.get_by_role("heading", name="Operator login")).to_be_visible()
     page.goto("/admin")
     expect(page).to_have_url(re.compile(r"/login"))
+
+
+def test_a_transferred_call_shows_its_child_leg_under_it(panel: Page, stack):
+    sid = stack.ring("+15555550113")
+    expect(row(panel, sid)).to_contain_text("in-progress", timeout=LIVE_TIMEOUT_MS)
+    panel.goto(f"/admin/calls/{sid}")
+    panel.get_by_label("Preset").select_option(label="Transfer to a number")
+    panel.get_by_role("button", name="Send TwiML").click()
+    expect(panel.get_by_role("status").first).to_contain_text("TwiML sent")
+    expect(panel.locator(".legs")).to_contain_text("+15555550142", timeout=LIVE_TIMEOUT_MS)
+
+    panel.get_by_role("link", name="Live calls").first.click()
+    parent = row(panel, sid)
+    child = parent.locator("xpath=following-sibling::tr[1]")
+    expect(child).to_contain_text("outbound-dial")
+    expect(child).to_contain_text("+15555550142")
+    expect(child).to_have_class(re.compile(r"\bdepth-1\b"))
+
+    stack.caller_hangs_up(sid)
+    expect(row(panel, sid)).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(panel.locator("#live-calls tr", has_text="outbound-dial")).to_have_count(0,
+                                                                                 timeout=LIVE_TIMEOUT_MS)

@@ -6,7 +6,9 @@ Nothing happens at import time: `create_app()` reads the config and builds the e
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, Response, request
@@ -14,15 +16,14 @@ from flask import Flask, Response, request
 from .engine import Engine, ManualClock, RealClock, Settings
 
 DEMO_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
-#: Only ever valid for the emulator's demo account: the emulator is not Twilio.
-DEMO_AUTH_TOKEN = "emulator0demo0token0000000000000"
 DEFAULT_PHONE_NUMBER = "+15555550100"
 DEFAULT_URL = "http://127.0.0.1:8010"
 
 #: Config keys with their defaults (strings as in the environment). Documented in README.md.
 DEFAULTS: dict[str, str] = {
     "TWILIO_ACCOUNT_SID": DEMO_ACCOUNT_SID,
-    "TWILIO_AUTH_TOKEN": DEMO_AUTH_TOKEN,
+    # No token is kept in the repo: without one, each start makes a random one (and logs it).
+    "TWILIO_AUTH_TOKEN": "",
     "TWILIO_PHONE_NUMBER": DEFAULT_PHONE_NUMBER,
     "EMULATOR_VOICE_URL": "http://127.0.0.1:5000/voice",
     "EMULATOR_VOICE_METHOD": "POST",
@@ -55,7 +56,7 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
     get = lambda key: _setting(config, key)  # noqa: E731
     return Settings(
         account_sid=str(get("TWILIO_ACCOUNT_SID")),
-        auth_token=str(get("TWILIO_AUTH_TOKEN")),
+        auth_token=str(get("TWILIO_AUTH_TOKEN")) or _random_token(),
         phone_number=str(get("TWILIO_PHONE_NUMBER")),
         voice_url=str(get("EMULATOR_VOICE_URL")),
         voice_method=str(get("EMULATOR_VOICE_METHOD")).upper(),
@@ -72,6 +73,16 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         time_scale=float(get("EMULATOR_TIME_SCALE")),
         webhook_timeout=float(get("EMULATOR_WEBHOOK_TIMEOUT")),
     )
+
+
+def _random_token() -> str:
+    """A throwaway auth token for a run started without TWILIO_AUTH_TOKEN; logged so it can be used."""
+    token = secrets.token_hex(16)
+    logging.getLogger("emulator").warning(
+        "TWILIO_AUTH_TOKEN is not set: this run's auth token is %s (set it in .env for the app too).",
+        token,
+    )
+    return token
 
 
 def is_loopback_host(host_header: str) -> bool:

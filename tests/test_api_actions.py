@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 from twilio.rest import Client
 
 import emulator
-from conftest import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, new_call_sid
 from emulator import ManualClock
 from emulator.server import serve_in_thread
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+# The `app` fixture's settings (tests/conftest.py); read from its config, not imported, because
+# another conftest module may own the name `conftest` when the whole suite runs.
+ACCOUNT_SID = AUTH_TOKEN = OUR_NUMBER = None
+AUTH: dict = {}
+
+
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
 
 
 class Stack:
@@ -41,6 +48,12 @@ class Stack:
 
 @pytest.fixture
 def stack(app, client):
+    global ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER
+    ACCOUNT_SID = app.config["TWILIO_ACCOUNT_SID"]
+    AUTH_TOKEN = app.config["TWILIO_AUTH_TOKEN"]
+    OUR_NUMBER = app.config["TWILIO_PHONE_NUMBER"]
+    credentials = f"{app.config['ADMIN_USERNAME']}:{app.config['ADMIN_PASSWORD']}".encode()
+    AUTH["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
     app_server = serve_in_thread(app)
     emulator_app = emulator.create_app({
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,

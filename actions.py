@@ -136,7 +136,7 @@ def send_twiml(sid: str, text: str | None, operator: str) -> ActionResult:
         try:
             prepared.append(twiml.prepare(text or "", public_base_url()))
         except twiml.TwimlError as error:
-            return f"TwiML not sent: {error}", 400
+            return str(error), 400
         params["twiml"] = prepared[0]
         return None
 

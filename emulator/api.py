@@ -258,12 +258,16 @@ def update_call(account_sid: str, call_sid: str) -> Response:
     time_limit = _int_param(form, "TimeLimit", 1)
     if url is not None and twiml is not None:
         raise TwilioError(INVALID_PARAMETER, "Url and Twiml are mutually exclusive: provide only one of them")
+    # The check and the change happen under the engine's lock: the call may be answered meanwhile.
     if status == "canceled":
-        if call.status in ("queued", "ringing"):
-            eng.finish(call, "canceled", reason="canceled through the REST API", sync=True)
+        with eng.lock:
+            if call.status in ("queued", "ringing"):
+                eng.finish(call, "canceled", reason="canceled through the REST API", sync=True)
         return json_response(call.resource())  # an in-progress call is returned as it is
     if status == "completed":
-        eng.finish(call, "completed" if call.answered else "canceled", reason="ended through the REST API", sync=True)
+        with eng.lock:
+            final = "completed" if call.answered else "canceled"
+            eng.finish(call, final, reason="ended through the REST API", sync=True)
         return json_response(call.resource())
     if (url is not None or twiml is not None) and call.status != "in-progress":
         raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")

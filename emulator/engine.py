@@ -534,10 +534,17 @@ class Engine:
 
     # ---- the state machine
 
-    def _touch(self, call: Call, status: str) -> None:
+    def _touch(self, call: Call, status: str) -> bool:
+        """Set the call's status, unless it has ended: a final status never changes (False then).
+
+        Checked under the lock, so a REST cancel and the scheduler's next step cannot interleave.
+        """
         with self.lock:
+            if call.ended:
+                return False
             call.status = status
             call.updated = self.clock.now()
+            return True
 
     def _dial(self, call: Call) -> None:
         """queued → ringing (or straight to failed for a failing number)."""
@@ -548,8 +555,11 @@ class Engine:
             self.finish(call, "failed", reason="the number could not be reached")
             return
         with self.lock:
+            if call.ended:
+                return
             call.start_time = self.clock.now()
-        self._touch(call, "ringing")
+        if not self._touch(call, "ringing"):
+            return
         self.note(call, "status", f"Ringing {call.to}", status="ringing")
         self._status_callback(call, "ringing")
         self._ring(call, answer=lambda: self._answer_outbound(call))
@@ -570,8 +580,9 @@ class Engine:
     def _answer(self, call: Call) -> None:
         now = self.clock.now()
         with self.lock:
+            if not self._touch(call, "in-progress"):
+                return
             call.answered_at = now
-        self._touch(call, "in-progress")
         self.note(call, "status", "Answered", status="in-progress")
         self._status_callback(call, "answered")
         limit = call.time_limit

@@ -85,7 +85,9 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     assert placed.url == f"{stack.app_url}/voice"
     assert placed.status_callback == f"{stack.app_url}/status"
     assert set(placed.status_callback_events) == {"initiated", "ringing", "answered", "completed"}
-    assert stack.call(sid)["status"] == "queued"
+    # Recorded at once, before any callback; the emulator may already be dialing (it starts a
+    # queued call as soon as the response is out), so "initiated" is fine too.
+    assert stack.call(sid)["status"] in ("queued", "initiated")
 
     stack.engine.advance(0.1)  # the emulator dials; its callbacks reach /status
     call = stack.call(sid)

@@ -189,7 +189,7 @@ def _failed(call: Call, operator, name, params, error: ControlError) -> ActionRe
             f"{refreshed}." if refreshed else
             ". The caller probably hung up a moment before; its current status could not be fetched."
         )
-    elif error.code is None and "did not answer" in error.message:
+    elif error.timed_out:
         http_status = 504
     if error.code is None:
         message = error.message
@@ -225,7 +225,7 @@ def place_call(to: str | None, from_: str | None, operator: str) -> ActionResult
         message = (f"Twilio refused: {error.message} (error {error.code})" if error.code
                    else error.message)
         record = _record(None, operator, "place", params, False, message, error.code)
-        status = 400 if error.code else (504 if "did not answer" in error.message else 502)
+        status = 400 if error.code else (504 if error.timed_out else 502)
         return ActionResult(False, message, status, None, record, twilio_code=error.code)
     _record_instance(instance, event_source=None)
     record = _record(instance.sid, operator, "place", params, True,

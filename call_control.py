@@ -26,6 +26,7 @@ class ControlError(Exception):
     message: str
     code: int | None = None
     http_status: int | None = None
+    timed_out: bool = False
 
     def __str__(self) -> str:
         return f"Twilio error {self.code}: {self.message}" if self.code else self.message
@@ -64,7 +65,8 @@ def _calling(operation):
         raise ControlError(message or f"HTTP {error.status}", error.code, error.status) from None
     except requests.Timeout:
         raise ControlError(
-            f"Twilio did not answer within {current_app.config['TWILIO_TIMEOUT_SECONDS']} seconds."
+            f"Twilio did not answer within {current_app.config['TWILIO_TIMEOUT_SECONDS']} seconds.",
+            timed_out=True,
         ) from None
     except requests.ConnectionError:
         raise ControlError("Could not connect to Twilio's API; nothing was changed.") from None

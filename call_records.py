@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import cache
 
-from sqlalchemy import case, func, insert, literal, update
+from sqlalchemy import Connection, case, func, insert, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -76,8 +76,9 @@ def parse_call_update(params, status_override: str | None = None) -> CallUpdate:
 
 
 def record_call(change: CallUpdate) -> None:
-    """Insert the call, or move its status forward and fill in what we did not know yet."""
-    _write_call(_call_values(change))
+    """Insert the call, or move its status forward and fill in what we did not know yet
+    (in the current session's transaction; the caller commits)."""
+    _write_call(db.session.connection(), _call_values(change))
 
 
 def _call_values(change: CallUpdate) -> dict:
@@ -100,16 +101,15 @@ def _call_values(change: CallUpdate) -> dict:
     }
 
 
-def _write_call(values: dict) -> None:
+def _write_call(connection: Connection, values: dict) -> None:
     """Upsert one call row in a single conditional statement."""
-    connection = db.session.connection()
     statements = _statements(connection.dialect.name)
     if statements is not None:
         connection.execute(statements.upsert_call, values)
         return
     # Any other database: insert in a savepoint, else the same conditional update.
     try:
-        with db.session.begin_nested():
+        with connection.begin_nested():
             connection.execute(insert(Call.__table__), values)
     except IntegrityError:
         merged = _merge(lambda column: literal(values[column], Call.__table__.c[column].type))
@@ -159,8 +159,10 @@ def _statements(dialect_name: str) -> _Statements | None:
 
 
 def record_event(call_sid: str, dedupe_key: str, source: str, status: str, params) -> bool:
-    """Store one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
-    return _write_event(_event_values(call_sid, dedupe_key, source, status, params))
+    """Store one event unless (call_sid, dedupe_key) is already stored; True if it was new
+    (in the current session's transaction; the caller commits)."""
+    values = _event_values(call_sid, dedupe_key, source, status, params)
+    return _write_event(db.session.connection(), values)
 
 
 def _event_values(call_sid: str, dedupe_key: str, source: str, status: str, params) -> dict:
@@ -179,14 +181,13 @@ def _event_values(call_sid: str, dedupe_key: str, source: str, status: str, para
     }
 
 
-def _write_event(values: dict) -> bool:
+def _write_event(connection: Connection, values: dict) -> bool:
     """Insert one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
-    connection = db.session.connection()
     statements = _statements(connection.dialect.name)
     if statements is not None:
         return connection.execute(statements.insert_event, values).rowcount == 1
     try:
-        with db.session.begin_nested():
+        with connection.begin_nested():
             connection.execute(insert(CallEvent.__table__), values)
     except IntegrityError:
         return False
@@ -201,12 +202,13 @@ def record_status_callback(params) -> bool:
     # Everything is computed before the first write: other workers wait while we hold the lock.
     call = _call_values(change)
     event = _event_values(change.sid, dedupe_key, "callback", change.status, params)
-    # The call row first: the event refers to it. A duplicate rolls both back.
-    _write_call(call)
-    if not _write_event(event):
-        db.session.rollback()
-        return False
-    db.session.commit()
+    # A Core transaction, not the ORM session: this runs on every webhook, and nothing here
+    # needs objects. The call row first (the event refers to it); a duplicate rolls both back.
+    with db.engine.connect() as connection, connection.begin() as transaction:
+        _write_call(connection, call)
+        if not _write_event(connection, event):
+            transaction.rollback()
+            return False
     return True
 
 
@@ -215,10 +217,10 @@ def record_voice_webhook(params, answered: bool) -> CallUpdate:
     change = parse_call_update(params, status_override="in-progress" if answered else None)
     call = _call_values(change)
     event = _event_values(change.sid, "voice:answered", "voice", change.status, params)
-    _write_call(call)
-    if answered:
-        _write_event(event)
-    db.session.commit()
+    with db.engine.begin() as connection:
+        _write_call(connection, call)
+        if answered:
+            _write_event(connection, event)
     return change
 
 

@@ -126,7 +126,8 @@ def main() -> int:
                    "EMULATOR_URL": "", "TWILIO_API_BASE_URL": ""}
         # The bare endpoint's database gets the app's schema (same tables, same indexes).
         from app import create_app
-        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bare.db", "SECRET_KEY": "x"})
+        create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bare.db", "SECRET_KEY": "x",
+                    "TWILIO_AUTH_TOKEN": TOKEN, "ADMIN_PASSWORD": "bench"})
         bare_env = {"BARE_DB_PATH": f"{tmp}/bare.db", "TWILIO_AUTH_TOKEN": TOKEN}
         servers = {
             "bare": (bare_env, "bench.bare_app:create_app()"),

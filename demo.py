@@ -127,6 +127,8 @@ def main() -> int:
         **shared,
         "EMULATOR_VOICE_URL": f"{app_url}/voice",
         "EMULATOR_STATUS_CALLBACK": f"{app_url}/status",
+        # A hold track lasts minutes on a real phone; 20 s keeps the transcript readable.
+        "EMULATOR_PLAY_SECONDS": os.environ.get("EMULATOR_PLAY_SECONDS", "20"),
     }), port=args.emulator_port)
     processes = {
         "app": subprocess.Popen(

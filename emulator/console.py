@@ -136,7 +136,7 @@ def hangup(sid: str) -> Response:
 
 
 PAGE = """{% autoescape true %}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · Twilio emulator</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{{ title }} · Twilio emulator</title>
 <style>
 body{font:15px/1.4 system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}

@@ -162,3 +162,18 @@ def test_bad_callbacks_get_400_and_leave_nothing(app, twilio, change, reason):
     assert len(events) == len(before[1]) == 1
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Call)) == 1
+
+
+def test_databases_without_upsert_get_the_same_guarantees(app, twilio, monkeypatch):
+    """DATABASE_URL may name any SQLAlchemy database: without INSERT … ON CONFLICT the writes
+    fall back to a savepointed insert and the same conditional update."""
+    import call_records
+    monkeypatch.setattr(call_records, "_statements", lambda dialect_name: None)
+    sid = new_call_sid()
+    twilio.post("/voice", inbound_params(sid))
+    for seq, status in [(2, "in-progress"), (3, "completed"), (1, "ringing"), (3, "completed")]:
+        assert twilio.post("/status", outbound_callback(sid, status, seq)).status_code == 204
+    call, events = call_and_events(app, sid)
+    assert call.status == "completed"
+    assert [(e.source, e.sequence_number) for e in events] == [
+        ("voice", None), ("callback", 2), ("callback", 3), ("callback", 1)]

@@ -106,7 +106,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per measured run")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers per server")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
     parser.add_argument("--warmup", type=int, default=1000, help="requests before measuring")
     args = parser.parse_args()
 

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from flask import Flask
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from emulator import create_app as create_emulator
+from emulator.server import serve_in_thread
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -55,3 +61,53 @@ def inbound_params(sid: str, status: str = "ringing", **extra) -> dict:
     }
     params.update(extra)
     return params
+
+
+@dataclass
+class Wired:
+    """The app and the local Twilio emulator, each served on loopback, wired to each other."""
+
+    app: Flask
+    app_url: str
+    emulator_app: Flask
+    emulator_url: str
+    _servers: tuple = ()
+
+    @property
+    def engine(self):
+        """The emulator's engine (with a ManualClock, `.advance(seconds)` steps time)."""
+        return self.emulator_app.extensions["emulator"]
+
+    def sdk(self) -> Client:
+        """The official SDK, pointed at the emulator as the app's own client is."""
+        client = Client(self.app.config["TWILIO_ACCOUNT_SID"], self.app.config["TWILIO_AUTH_TOKEN"])
+        client.api.base_url = self.emulator_url
+        return client
+
+    def stop(self) -> None:
+        """Stop the emulator's engine and both servers."""
+        self.engine.stop()
+        for server in self._servers:
+            server.stop()
+
+
+def wire(app: Flask, **emulator_config) -> Wired:
+    """Serve `app` and a new emulator on loopback: the app's SDK and demo-mode calls go to the
+    emulator; the emulator's number sends its webhooks to the app, signed with the app's token.
+    Callers stay on the line unless a test says otherwise."""
+    app_server = serve_in_thread(app)
+    emulator_app = create_emulator({
+        "TWILIO_ACCOUNT_SID": app.config["TWILIO_ACCOUNT_SID"],
+        "TWILIO_AUTH_TOKEN": app.config["TWILIO_AUTH_TOKEN"],
+        "TWILIO_PHONE_NUMBER": app.config["TWILIO_PHONE_NUMBER"],
+        "EMULATOR_VOICE_URL": f"{app_server.url}/voice",
+        "EMULATOR_STATUS_CALLBACK": f"{app_server.url}/status",
+        "EMULATOR_INBOUND_HANGUP_AFTER": "0",
+        **emulator_config,
+    })
+    emulator_server = serve_in_thread(emulator_app)
+    emulator_app.extensions["emulator"].settings.public_url = emulator_server.url
+    app.config.update(TWILIO_API_BASE_URL=emulator_server.url, EMULATOR_URL=emulator_server.url,
+                      PUBLIC_URL=app_server.url)
+    return Wired(app, app_server.url, emulator_app, emulator_server.url,
+                 (emulator_server, app_server))

@@ -2,29 +2,22 @@
 from __future__ import annotations
 
 import base64
-import secrets
 
 import pytest
-from twilio.rest import Client
 
-import emulator
 from emulator import ManualClock
-from emulator.server import serve_in_thread
+from support import ADMIN_PASSWORD, OUR_NUMBER, new_call_sid, wire
 
-# The `app` fixture's settings (tests/conftest.py); read from its config, not imported, because
-# another conftest module may own the name `conftest` when the whole suite runs.
-ACCOUNT_SID = AUTH_TOKEN = OUR_NUMBER = None
-AUTH: dict = {}
-
-
-def new_call_sid() -> str:
-    return "CA" + secrets.token_hex(16)
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
 
 
 class Stack:
-    def __init__(self, app, client, engine, app_url, emulator_url):
-        self.app, self.client, self.engine = app, client, engine
-        self.app_url, self.emulator_url = app_url, emulator_url
+    """The app's test client, with the app and the emulator (manual clock) on loopback."""
+
+    def __init__(self, wired, client):
+        self.app, self.client, self.engine = wired.app, client, wired.engine
+        self.app_url, self.emulator_url = wired.app_url, wired.emulator_url
+        self.twilio = wired.sdk
 
     def post(self, path, json=None, **kwargs):
         return self.client.post(path, json=json, headers=AUTH, **kwargs)
@@ -40,38 +33,12 @@ class Stack:
         self.engine.advance(0.1)
         return call.sid
 
-    def twilio(self) -> Client:
-        client = Client(ACCOUNT_SID, AUTH_TOKEN)
-        client.api.base_url = self.emulator_url
-        return client
-
 
 @pytest.fixture
 def stack(app, client):
-    global ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER
-    ACCOUNT_SID = app.config["TWILIO_ACCOUNT_SID"]
-    AUTH_TOKEN = app.config["TWILIO_AUTH_TOKEN"]
-    OUR_NUMBER = app.config["TWILIO_PHONE_NUMBER"]
-    credentials = f"{app.config['ADMIN_USERNAME']}:{app.config['ADMIN_PASSWORD']}".encode()
-    AUTH["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-    app_server = serve_in_thread(app)
-    emulator_app = emulator.create_app({
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": OUR_NUMBER,
-        "EMULATOR_VOICE_URL": f"{app_server.url}/voice",
-        "EMULATOR_STATUS_CALLBACK": f"{app_server.url}/status",
-        "EMULATOR_INBOUND_HANGUP_AFTER": "0",
-        "EMULATOR_CLOCK": ManualClock(),
-    })
-    emulator_server = serve_in_thread(emulator_app)
-    engine = emulator_app.extensions["emulator"]
-    engine.settings.public_url = emulator_server.url
-    app.config.update(TWILIO_API_BASE_URL=emulator_server.url, PUBLIC_URL=app_server.url)
-    yield Stack(app, client, engine, app_server.url, emulator_server.url)
-    engine.stop()
-    emulator_server.stop()
-    app_server.stop()
+    wired = wire(app, EMULATOR_CLOCK=ManualClock())
+    yield Stack(wired, client)
+    wired.stop()
 
 
 def test_place_a_call_tracked_like_inbound_ones(stack):

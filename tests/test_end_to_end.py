@@ -3,44 +3,19 @@ from __future__ import annotations
 
 import pytest
 import requests
-from twilio.rest import Client
 
-from app import create_app
 from emulator import ManualClock
-from emulator import create_app as create_emulator
-from emulator.server import serve_in_thread
-from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER
+from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, wire
 
 API_AUTH = ("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture
-def wired(tmp_path):
+def wired(app):
     """The app and the emulator on loopback, wired to each other; the emulator's clock is manual."""
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'e2e.db'}",
-        "SECRET_KEY": "test", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": OUR_NUMBER, "TWILIO_VALIDATE_SIGNATURES": True,
-        "ADMIN_PASSWORD": ADMIN_PASSWORD, "PUBLIC_URL": "",
-    })
-    app_server = serve_in_thread(app)
-    clock = ManualClock()
-    emulator = create_emulator({
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": OUR_NUMBER, "EMULATOR_CLOCK": clock,
-        "EMULATOR_VOICE_URL": app_server.url + "/voice",
-        "EMULATOR_STATUS_CALLBACK": app_server.url + "/status",
-        "EMULATOR_INBOUND_HANGUP_AFTER": "0",
-    })
-    emulator_server = serve_in_thread(emulator)
-    app.config["TWILIO_API_BASE_URL"] = emulator_server.url
-    client = Client(ACCOUNT_SID, AUTH_TOKEN)
-    client.api.base_url = emulator_server.url
-    engine = emulator.extensions["emulator"]
-    yield app_server.url, emulator_server.url, engine, client
-    engine.stop()
-    emulator_server.stop()
-    app_server.stop()
+    stack = wire(app, EMULATOR_CLOCK=ManualClock())
+    yield stack.app_url, stack.emulator_url, stack.engine, stack.sdk()
+    stack.stop()
 
 
 def recorded(app_url: str, sid: str) -> dict:

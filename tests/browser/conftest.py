@@ -9,9 +9,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-import emulator
 from app import create_app
-from emulator.server import serve_in_thread
+from support import wire
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "browser-test-token-0123456789abc"
@@ -71,32 +70,20 @@ def stack(tmp_path_factory):
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": OUR_NUMBER,
         "TWILIO_VALIDATE_SIGNATURES": True,
-        "PUBLIC_URL": "",
         "ADMIN_USERNAME": "admin",
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "HOLD_MUSIC_URL": "http://127.0.0.1:9/hold.mp3",
         "TWILIO_TIMEOUT_SECONDS": 5,
     })
-    app_server = serve_in_thread(app)
-    emulator_app = emulator.create_app({
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": OUR_NUMBER,
-        "EMULATOR_VOICE_URL": f"{app_server.url}/voice",
-        "EMULATOR_STATUS_CALLBACK": f"{app_server.url}/status",
-        "EMULATOR_SAY_SECONDS": "0.3",
-        "EMULATOR_PLAY_SECONDS": "1",
-        "EMULATOR_INBOUND_HANGUP_AFTER": "0",  # callers stay until a test ends the call
-        "EMULATOR_RING_SECONDS": "30",  # outbound calls ring long enough to cancel them
-        "EMULATOR_WEBHOOK_TIMEOUT": "5",
-    })
-    emulator_server = serve_in_thread(emulator_app)
-    emulator_app.extensions["emulator"].settings.public_url = emulator_server.url
-    app.config.update(TWILIO_API_BASE_URL=emulator_server.url, EMULATOR_URL=emulator_server.url)
-    yield Stack(app, app_server.url, emulator_app, emulator_server.url)
-    emulator_app.extensions["emulator"].stop()
-    emulator_server.stop()
-    app_server.stop()
+    wired = wire(
+        app,
+        EMULATOR_SAY_SECONDS="0.3",
+        EMULATOR_PLAY_SECONDS="1",
+        EMULATOR_RING_SECONDS="30",  # outbound calls ring long enough to cancel them
+        EMULATOR_WEBHOOK_TIMEOUT="5",
+    )
+    yield Stack(app, wired.app_url, wired.emulator_app, wired.emulator_url)
+    wired.stop()
     from models import db
     with app.app_context():
         db.engine.dispose()

@@ -45,9 +45,8 @@ class Call(db.Model):
 
     __tablename__ = "calls"
     __table_args__ = (
-        Index("ix_calls_created_at", "created_at"),
-        Index("ix_calls_status_rank_created_at", "status_rank", "created_at"),
-        Index("ix_calls_status_created_at", "status", "created_at"),
+        # Every index is paid for on every webhook (each one it touches is another page to
+        # fsync), so there is one per query the panel and the API make, and no more.
         Index("ix_calls_parent_call_sid", "parent_call_sid"),
         Index("ix_calls_from_number", "from_number"),
         Index("ix_calls_to_number", "to_number"),

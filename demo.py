@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent
 INSTANCE = ROOT / "instance"
 DEMO_ENV = INSTANCE / "demo.env"
 OUR_NUMBER = "+15555550100"
+MAX_LIVE_CALLS = 6  # simulated callers stop ringing while this many calls are live
+LIVE_STATUSES = ("queued", "ringing", "in-progress")
 CALLERS = [
     ("+15555550101", "Ada Lovelace"), ("+15555550102", "Grace Hopper"),
     ("+15555550103", "Alan Turing"), ("+15555550104", "Katherine Johnson"),
@@ -69,6 +71,13 @@ def wait_for(url: str, process: subprocess.Popen, name: str, timeout: float = 60
             pass
         time.sleep(0.2)
     raise SystemExit(f"The {name} did not answer at {url} within {timeout:.0f} s.")
+
+
+def live_calls(emulator_url: str, auth: tuple[str, str]) -> int:
+    """How many of the emulator's calls are still live (callers who stay add up otherwise)."""
+    response = requests.get(f"{emulator_url}/emulator/calls", auth=auth, timeout=10)
+    response.raise_for_status()
+    return sum(call["status"] in LIVE_STATUSES for call in response.json()["calls"])
 
 
 def ring(emulator_url: str, auth: tuple[str, str], rng: random.Random) -> str:
@@ -175,7 +184,8 @@ def main() -> int:
                     raise SystemExit(f"The {name} stopped (exit code {process.returncode}).")
             if args.call_every > 0 and time.monotonic() >= next_call:
                 try:
-                    print(f"  ☎  incoming call from {ring(emulator_url, auth, rng)}", flush=True)
+                    if live_calls(emulator_url, auth) < MAX_LIVE_CALLS:
+                        print(f"  ☎  incoming call from {ring(emulator_url, auth, rng)}", flush=True)
                 except requests.RequestException as error:
                     print(f"  could not ring the app: {error}", flush=True)
                 next_call = time.monotonic() + rng.uniform(0.5, 1.5) * args.call_every

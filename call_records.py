@@ -20,7 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from models import STATUS_RANK, Call, CallEvent, db, utcnow
 
-CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}$")
+CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
+# Caller-controlled text we store, and the column length it must fit (on any database).
+_TEXT_LIMITS = {"From": 255, "To": 255, "CallerName": 255, "ForwardedFrom": 255,
+                "Direction": 32, "AccountSid": 34}
 _DIGITS = re.compile(r"[0-9]{1,9}")  # fits every integer column, on every database
 
 
@@ -59,6 +62,9 @@ def parse_call_update(params, status_override: str | None = None) -> CallUpdate:
     parent = params.get("ParentCallSid") or None
     if parent is not None and not CALL_SID_PATTERN.match(parent):
         raise BadWebhook("ParentCallSid must be CA followed by 32 hex digits")
+    for name, limit in _TEXT_LIMITS.items():
+        if len(params.get(name) or "") > limit:
+            raise BadWebhook(f"{name} is longer than {limit} characters")
     if status_override and STATUS_RANK[status_override] > STATUS_RANK[status]:
         status = status_override
     return CallUpdate(

@@ -169,6 +169,9 @@ def test_signature_check_can_be_turned_off(tmp_path, caplog):
     ({"CallSid": "CA" + "a" * 32, "CallStatus": "answered"}, "not a Twilio call status"),
     ({"CallSid": "CA" + "a" * 32, "CallStatus": "ringing", "ParentCallSid": "x"},
      "ParentCallSid must be CA"),
+    ({"CallSid": "CA" + "a" * 32 + "\n", "CallStatus": "ringing"}, "CallSid must be CA"),
+    ({"CallSid": "CA" + "a" * 32, "CallStatus": "ringing", "CallerName": "x" * 256},
+     "CallerName is longer than 255 characters"),
 ])
 @pytest.mark.parametrize("path", ["/voice", "/voice/hold"])
 def test_bad_voice_webhooks_get_400_and_leave_nothing(app, twilio, path, params, reason):

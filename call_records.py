@@ -18,6 +18,7 @@ from sqlalchemy import Connection, case, func, insert, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from database import writers_in_turn
 from models import STATUS_RANK, Call, CallEvent, db, utcnow
 
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
@@ -209,7 +210,7 @@ def record_status_callback(params) -> bool:
     event = _event_values(change.sid, dedupe_key, "callback", change.status, params)
     # A Core transaction, not the ORM session: this runs on every webhook, and nothing here
     # needs objects. The call row first (the event refers to it); a duplicate rolls both back.
-    with db.engine.connect() as connection, connection.begin() as transaction:
+    with writers_in_turn(), db.engine.connect() as connection, connection.begin() as transaction:
         _write_call(connection, call)
         if not _write_event(connection, event):
             transaction.rollback()
@@ -222,7 +223,7 @@ def record_voice_webhook(params, answered: bool) -> CallUpdate:
     change = parse_call_update(params, status_override="in-progress" if answered else None)
     call = _call_values(change)
     event = _event_values(change.sid, "voice:answered", "voice", change.status, params)
-    with db.engine.begin() as connection:
+    with writers_in_turn(), db.engine.begin() as connection:
         _write_call(connection, call)
         if answered:
             _write_event(connection, event)

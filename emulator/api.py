@@ -181,6 +181,14 @@ def _not_found() -> TwilioError:
     return TwilioError(20404, f"The requested resource {request.path} was not found", 404)
 
 
+def _existing_call(call_sid: str) -> Call:
+    """The call, or Twilio's 20404 for this path."""
+    call = engine().get(call_sid)
+    if call is None:
+        raise _not_found()
+    return call
+
+
 @bp.post("/Accounts/<account_sid>/Calls.json")
 def create_call(account_sid: str) -> Response:
     """CreateCall: 201 with the queued call; it rings once this response is out."""
@@ -231,19 +239,14 @@ def create_call(account_sid: str) -> Response:
 @bp.get("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def fetch_call(account_sid: str, call_sid: str) -> Response:
     """FetchCall."""
-    call = engine().get(call_sid)
-    if call is None:
-        raise _not_found()
-    return json_response(call.resource())
+    return json_response(_existing_call(call_sid).resource())
 
 
 @bp.post("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def update_call(account_sid: str, call_sid: str) -> Response:
     """UpdateCall: redirect (Url/Twiml), end (Status), TimeLimit — Twilio's rules (reference §3.2, §13)."""
     eng = engine()
-    call = eng.get(call_sid)
-    if call is None:
-        raise _not_found()
+    call = _existing_call(call_sid)
     form = request.form
     if call.ended:
         raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")
@@ -294,9 +297,7 @@ def update_call(account_sid: str, call_sid: str) -> Response:
 def delete_call(account_sid: str, call_sid: str) -> Response:
     """DeleteCall: 204, no body. A live call is hung up first, so nothing keeps running unseen."""
     eng = engine()
-    call = eng.get(call_sid)
-    if call is None:
-        raise _not_found()
+    call = _existing_call(call_sid)
     if not call.ended:
         eng.finish(call, "completed" if call.answered else "canceled", reason="deleted through the REST API", sync=True)
     eng.delete(call_sid)

@@ -53,6 +53,14 @@ def _number(value: Any, name: str) -> float | None:
     return number
 
 
+def _known_call(sid: str) -> Call:
+    """The call, or a JSON 404 for a control endpoint."""
+    call = engine().get(sid)
+    if call is None:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    return call
+
+
 @bp.get("/emulator/health")
 def health() -> Response:
     """Readiness probe for launchers (no credentials needed; reveals nothing)."""
@@ -94,9 +102,7 @@ def list_calls_json() -> Response:
 @wrap_auth
 def transcript(sid: str) -> Response:
     """The caller's-eye transcript of one call."""
-    call = engine().get(sid)
-    if call is None:
-        return json_response({"error": f"no call {sid}"}, 404)
+    call = _known_call(sid)
     with engine().lock:
         lines = list(call.transcript)
     body = call_summary(call)
@@ -108,9 +114,7 @@ def transcript(sid: str) -> Response:
 @wrap_auth
 def press(sid: str) -> Response:
     """The caller presses keys now."""
-    call = engine().get(sid)
-    if call is None:
-        return json_response({"error": f"no call {sid}"}, 404)
+    call = _known_call(sid)
     digits = str(_form_or_json().get("digits") or "")
     if not digits or any(ch not in "0123456789*#" for ch in digits):
         return json_response({"error": "digits must be one or more of 0-9, * and #"}, 400)
@@ -126,9 +130,7 @@ def press(sid: str) -> Response:
 def hangup(sid: str) -> Response:
     """The caller (or callee, for an outbound call) hangs up now."""
     eng = engine()
-    call = eng.get(sid)
-    if call is None:
-        return json_response({"error": f"no call {sid}"}, 404)
+    call = _known_call(sid)
     if call.ended:
         return json_response(call_summary(call), 200)
     eng.schedule(0, lambda: eng._caller_hangs_up(call))

@@ -5,7 +5,6 @@ import pytest
 
 from app import create_app
 from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio
-from support import inbound_params, new_call_sid  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_history_filters_and_links_to_the_call_page_with_its_timeline(panel: Pag
     panel.get_by_role("button", name="Filter").click()
     expect(panel.get_by_text("No calls match these filters.")).to_be_visible()
 
-    panel.goto(f"/admin/history?number=0152")  # part of a number matches too
+    panel.goto("/admin/history?number=0152")  # part of a number matches too
     panel.get_by_role("link", name=sid).click()
     timeline = panel.locator(".timeline")
     expect(timeline).to_contain_text("answered by /voice")

@@ -218,14 +218,17 @@ def record_status_callback(params) -> bool:
     return True
 
 
-def record_voice_webhook(params, answered: bool) -> CallUpdate:
-    """Record a TwiML request; once we answer with TwiML that connects, the call is in progress."""
-    change = parse_call_update(params, status_override="in-progress" if answered else None)
+def record_voice_webhook(params, first_answer: bool) -> CallUpdate:
+    """Record a TwiML request: we answer it with TwiML that connects, so the call is in
+    progress. `first_answer` (the Voice URL) also records that moment in the call's timeline;
+    later requests (the hold loop, action URLs) only move the call forward."""
+    change = parse_call_update(params, status_override="in-progress")
     call = _call_values(change)
-    event = _event_values(change.sid, "voice:answered", "voice", change.status, params)
+    event = _event_values(change.sid, "voice:answered", "voice", change.status, params) \
+        if first_answer else None
     with writers_in_turn(), db.engine.begin() as connection:
         _write_call(connection, call)
-        if answered:
+        if event is not None:
             _write_event(connection, event)
     return change
 

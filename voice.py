@@ -22,10 +22,10 @@ def _twiml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 
-def _answer(build) -> Response:
+def _answer(build, first_answer: bool = False) -> Response:
     """Record the webhook (the call is live once we answer), then answer with TwiML."""
     try:
-        record_voice_webhook(_webhook_params(), answered=True)
+        record_voice_webhook(_webhook_params(), first_answer)
     except BadWebhook as error:
         return _bad_request(error)
     response = VoiceResponse()
@@ -47,7 +47,7 @@ def voice():
         response.say(current_app.config["GREETING"])
         response.redirect(url_for("voice.hold"), method="POST")
 
-    return _answer(build)
+    return _answer(build, first_answer=True)
 
 
 @bp.route("/voice/hold", methods=WEBHOOK_METHODS)

@@ -294,7 +294,7 @@ def _record_instance(instance, event_source: str | None) -> None:
         sid=sid,
         status=status,
         account_sid=getattr(instance, "account_sid", None),
-        from_number=getattr(instance, "from_", None),
+        from_number=getattr(instance, "_from", None),  # the SDK names it `_from` (9.13)
         to_number=getattr(instance, "to", None),
         direction=getattr(instance, "direction", None),
         caller_name=getattr(instance, "caller_name", None),

@@ -55,6 +55,7 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     # Recorded at once, before any callback; the emulator may already be dialing (it starts a
     # queued call as soon as the response is out), so "initiated" is fine too.
     assert stack.call(sid)["status"] in ("queued", "initiated")
+    assert (stack.call(sid)["from"], stack.call(sid)["to"]) == (OUR_NUMBER, "+15555550142")
 
     stack.engine.advance(0.1)  # the emulator dials; its callbacks reach /status
     call = stack.call(sid)

@@ -1,7 +1,7 @@
 """Database models: the calls Twilio told us about, their callbacks, and operator actions."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
@@ -30,7 +30,7 @@ CANCELABLE_STATUSES = ("queued", "initiated", "ringing")
 
 def utcnow() -> datetime:
     """Return the current UTC time as a naive datetime (how every column stores time)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):

@@ -17,9 +17,27 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import click
-from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect,
-                   render_template, request, session, url_for)
-from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import (
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required,
+    login_user,
+    logout_user,
+)
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, func, or_, select
 from wtforms import PasswordField, StringField, SubmitField

@@ -11,7 +11,7 @@ import os
 import re
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
@@ -55,7 +55,7 @@ def create_app() -> Flask:
 
     def record(status: str, dedupe_key: str, source: str, sequence):
         form = request.form
-        now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(" ")
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
         duration = form.get("CallDuration")
         conn = connection()
         conn.execute("BEGIN IMMEDIATE")

@@ -37,8 +37,8 @@ def fill(app, count: int) -> None:
         status = rng.choice(statuses)
         created = start + timedelta(seconds=i * 77)
         rows.append({
-            "sid": "CA%032x" % i, "account_sid": "AC" + "0" * 32,
-            "from_number": "+1555555%04d" % rng.randrange(10000), "to_number": "+15555550100",
+            "sid": f"CA{i:032x}", "account_sid": "AC" + "0" * 32,
+            "from_number": f"+1555555{rng.randrange(10000):04d}", "to_number": "+15555550100",
             "direction": "inbound", "status": status, "status_rank": STATUS_RANK[status],
             "duration": rng.randrange(600), "created_at": created, "updated_at": created,
         })
@@ -72,7 +72,7 @@ def main() -> int:
         ("last page", f"/admin/history?page={last}"),
         ("middle page", f"/admin/history?page={last // 2}"),
         ("status=busy, first", "/admin/history?status=busy"),
-        ("status=busy, last", "/admin/history?status=busy&page=%d" % (args.calls // 13 // 50)),
+        ("status=busy, last", f"/admin/history?status=busy&page={args.calls // 13 // 50}"),
         ("number prefix +1555555012", "/admin/history?number=%2B1555555012"),
         ("number contains 0123", "/admin/history?number=0123"),
     ]

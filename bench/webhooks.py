@@ -133,7 +133,7 @@ def main() -> int:
             "bare": (bare_env, "bench.bare_app:create_app()"),
             "switchboard": (app_env, "app:create_app()"),
         }
-        for round_ in range(args.rounds):
+        for _round in range(args.rounds):
             for name, (env, target) in servers.items():
                 with gunicorn(env, workers=args.workers, app_target=target,
                               extra_args=server_args[2:], wrapper=pin.split()) as (url, _):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, g, json, request
@@ -315,12 +316,12 @@ def _parse_date(name: str, value: str) -> tuple[datetime, bool]:
     text = value.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc), True
+            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC), True
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not a date (YYYY-MM-DD) or timestamp") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed, False
 
 

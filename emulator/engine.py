@@ -16,10 +16,11 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ManualClock:
 
     def __init__(self, start: float | datetime | None = None):
         if start is None:
-            start = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
+            start = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
         self._now = start.timestamp() if isinstance(start, datetime) else float(start)
         self._lock = threading.Lock()
 
@@ -104,7 +105,7 @@ def rfc2822(ts: float | None) -> str | None:
     """Format epoch seconds the way Twilio does in JSON and callbacks."""
     if ts is None:
         return None
-    return format_datetime(datetime.fromtimestamp(int(ts), tz=timezone.utc))
+    return format_datetime(datetime.fromtimestamp(int(ts), tz=UTC))
 
 
 def format_number(number: str | None) -> str | None:
@@ -288,7 +289,10 @@ class Engine:
     """Owns the calls and runs everything that happens to them, in emulated time."""
 
     def __init__(self, settings: Settings, clock: RealClock | ManualClock | None = None, webhooks: Any = None):
-        from .webhooks import Deliverer, WebhookClient  # late import: webhooks imports engine helpers
+        from .webhooks import (  # late import: webhooks imports engine helpers
+            Deliverer,
+            WebhookClient,
+        )
 
         self.settings = settings
         self.clock = clock or RealClock()
@@ -329,7 +333,7 @@ class Engine:
             heapq.heappush(self._tasks, (due, next(self._seq), fn))
             self.cond.notify_all()
 
-    def batch(self) -> "Batch":
+    def batch(self) -> Batch:
         """Hold back tasks scheduled by this thread until `Batch.release()` (after the HTTP response)."""
         return Batch(self)
 
@@ -730,7 +734,7 @@ class Batch:
         self.tasks: list[tuple[float, Callable[[], None]]] = []
         self.released = False
 
-    def __enter__(self) -> "Batch":
+    def __enter__(self) -> Batch:
         with self.engine.cond:
             self.engine._open_batches += 1
         self.engine._local.held = self.tasks

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .engine import Call, Engine, new_sid

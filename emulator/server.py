@@ -27,7 +27,7 @@ class ServerHandle:
             self._thread.join(timeout=5)
         self._server.server_close()
 
-    def __enter__(self) -> "ServerHandle":
+    def __enter__(self) -> ServerHandle:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,8 +10,8 @@ import logging
 import queue
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from support import AUTH_TOKEN, Twilio, inbound_params, new_call_sid
 from models import Call, CallEvent, db
+from support import AUTH_TOKEN, Twilio, inbound_params, new_call_sid
 
 
 def parse_twiml(response) -> ET.Element:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator

@@ -5,9 +5,9 @@ from __future__ import annotations
 import requests
 from flask import Flask
 
-from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, make_emulator, twiml
 from emulator import create_app, is_loopback_host
 from emulator.server import serve_in_thread
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, make_emulator, twiml
 
 AUTH = (ACCOUNT_SID, AUTH_TOKEN)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import jsonschema
@@ -135,10 +136,10 @@ def test_list_filters(emu, receiver):
     assert [c.sid for c in emu.client.calls.list(from_="+15555550199")] == [other.sid]
     assert {c.sid for c in emu.client.calls.list(start_time="2026-01-05")} == {busy.sid, other.sid}
     assert emu.client.calls.list(start_time="2026-01-06") == []
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    assert len(emu.client.calls.list(start_time_after=datetime(2026, 1, 5, 8, tzinfo=timezone.utc))) == 2
-    assert emu.client.calls.list(start_time_before=datetime(2026, 1, 5, 8, tzinfo=timezone.utc)) == []
+    assert len(emu.client.calls.list(start_time_after=datetime(2026, 1, 5, 8, tzinfo=UTC))) == 2
+    assert emu.client.calls.list(start_time_before=datetime(2026, 1, 5, 8, tzinfo=UTC)) == []
     assert len(emu.client.calls.list(end_time_after="2026-01-05")) == 1  # only the busy call has ended
     with pytest.raises(TwilioException):
         emu.client.calls.list(status="bogus")

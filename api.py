@@ -6,7 +6,7 @@ from werkzeug.exceptions import HTTPException
 
 import actions
 from auth import basic_auth_required
-from models import ACTIVE_STATUSES, STATUS_RANK, Call, db
+from models import ACTIVE_STATUSES, MAX_PAGE, STATUS_RANK, Call, db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -26,8 +26,8 @@ def _positive_int_arg(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        abort(400, description=f"{name} must be a positive integer")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= MAX_PAGE):
+        abort(400, description=f"{name} must be an integer from 1 to {MAX_PAGE}")
     return int(raw)
 
 
@@ -70,12 +70,14 @@ def get_call(sid: str):
 # Operator actions for scripts: the same validation and record as the panel (actions.py).
 
 def _json_body(optional: bool = False) -> dict:
-    """The request's JSON object; anything but a JSON body is a 415, a non-object a 400.
-    Actions without parameters also accept an empty body."""
-    if optional and not request.get_data():
-        return {}
+    """The request's JSON object. Every action needs Content-Type: application/json (else 415):
+    an HTML form on another site cannot send that, so it cannot act with an operator's cached
+    HTTP Basic credentials. A non-object is a 400; actions without parameters take `{}` or an
+    empty body."""
     if not request.is_json:
         abort(415, description="Send a JSON body with Content-Type: application/json.")
+    if optional and not request.get_data():
+        return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")

@@ -10,7 +10,7 @@ import secrets
 import time
 
 from dotenv import load_dotenv
-from flask import Flask, Response
+from flask import Flask, Response, abort, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -18,7 +18,7 @@ import api
 import panel
 import voice
 from auth import CLOSED_MESSAGE
-from config import load_config
+from config import database_url, load_config
 from database import init_db
 from models import db
 
@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret_key(app)
@@ -56,6 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     panel.init_app(app)  # login, /admin pages and actions; its forms keep CSRF checks
 
     app.add_url_rule("/healthz", "healthz", lambda: Response("ok\n", mimetype="text/plain"))
+    app.before_request(_refuse_nul_characters)
     app.after_request(_security_headers)
     app.teardown_request(_rollback_on_error)
     _warn_about_settings(app)
@@ -79,6 +81,28 @@ def _instance_secret_key(app: Flask) -> str:
             return key
         time.sleep(0.01)
     raise RuntimeError(f"{path} is empty: delete it or set SECRET_KEY")
+
+
+def _refuse_nul_characters() -> None:
+    """A 400 for NUL characters anywhere in the query, form or JSON body: no database column
+    can hold them (PostgreSQL refuses them outright), and no honest client sends them."""
+    if _has_nul(request.args) or (request.form and _has_nul(request.form)):
+        abort(400, description="The request contains a NUL character.")
+    if request.is_json and _has_nul(request.get_json(silent=True)):
+        abort(400, description="The request contains a NUL character.")
+
+
+def _has_nul(value) -> bool:
+    """True if a string, or any key or string inside lists, dicts and MultiDicts, has a NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if hasattr(value, "lists"):
+        return any(_has_nul(key) or _has_nul(values) for key, values in value.lists())
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _security_headers(response: Response) -> Response:

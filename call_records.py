@@ -24,7 +24,9 @@ from models import STATUS_RANK, Call, CallEvent, db, utcnow
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
 # Caller-controlled text we store, and the column length it must fit (on any database).
 _TEXT_LIMITS = {"From": 255, "To": 255, "CallerName": 255, "ForwardedFrom": 255,
-                "Direction": 32, "AccountSid": 34}
+                "Direction": 32, "AccountSid": 34, "SipResponseCode": 8}
+# Timestamps outside these years are not Twilio's: stored as NULL (the raw text is kept).
+_PLAUSIBLE_YEARS = range(2000, 2200)
 _DIGITS = re.compile(r"[0-9]{1,9}")  # fits every integer column, on every database
 
 
@@ -158,9 +160,11 @@ def _statements(dialect_name: str) -> _Statements | None:
     upsert = upsert.on_conflict_do_update(
         index_elements=["sid"], set_=_merge(lambda column: upsert.excluded[column])
     )
+    # RETURNING says whether the row went in, the same way on every database: rowcount after
+    # ON CONFLICT DO NOTHING differs between drivers (psycopg reports -1).
     insert_event = dialect.insert(CallEvent.__table__).on_conflict_do_nothing(
         index_elements=["call_sid", "dedupe_key"]
-    )
+    ).returning(CallEvent.id)
     return _Statements(upsert_call=upsert, insert_event=insert_event)
 
 
@@ -191,7 +195,7 @@ def _write_event(connection: Connection, values: dict) -> bool:
     """Insert one event unless (call_sid, dedupe_key) is already stored; True if it was new."""
     statements = _statements(connection.dialect.name)
     if statements is not None:
-        return connection.execute(statements.insert_event, values).rowcount == 1
+        return connection.execute(statements.insert_event, values).first() is not None
     try:
         with connection.begin_nested():
             connection.execute(insert(CallEvent.__table__), values)
@@ -249,11 +253,11 @@ def _optional_rfc2822(raw: str | None) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    return parsed if parsed.year in _PLAUSIBLE_YEARS else None
 
 
 def _as_dict(params) -> dict:

@@ -1,33 +1,72 @@
-"""Database setup: SQLite pragmas for durable concurrent writes, and race-free schema creation."""
+"""Database setup: SQLite pragmas for durable concurrent writes, and schema migrations applied
+at start without races between workers and instances."""
 from __future__ import annotations
 
 import fcntl
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from sqlalchemy import event
+from flask_migrate import Migrate
+from sqlalchemy import Engine, event, inspect, text
 
 from models import db
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
+# The migration that matches the schema `db.create_all()` made before migrations existed.
+BASELINE_REVISION = "a1f0c0de0001"
+# Any number both sides agree on: PostgreSQL advisory lock that migrating instances queue on.
+_MIGRATION_LOCK_KEY = 0x5B0A_4D16
 
 _WRITER_QUEUE = "switchboard.writer_queue"
 # How long a writer waits for another worker's transaction before SQLite gives up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+# SQLite cannot ALTER most things in place: batch mode rebuilds the table instead.
+migrate = Migrate(directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
+
 
 def init_db(app: Flask) -> None:
-    """Bind the models to the app's database and make sure its schema exists."""
+    """Bind the models to the app's database and bring its schema up to date."""
     db.init_app(app)
+    migrate.init_app(app, db)
     with app.app_context():
         engine = db.engine
-        sqlite_file = None
+        sqlite_file = _sqlite_file(engine)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-            if engine.url.database and engine.url.database != ":memory:":
-                sqlite_file = engine.url.database
-        with _file_lock(sqlite_file and sqlite_file + ".init-lock"):
-            db.create_all()
+        if app.config["AUTO_MIGRATE"]:
+            with _schema_lock(engine, sqlite_file):
+                upgrade_schema()
+        elif not schema_is_current():
+            app.logger.error("The database schema is not up to date and AUTO_MIGRATE is off: "
+                             "run `flask --app app db upgrade`.")
     app.extensions[_WRITER_QUEUE] = sqlite_file and sqlite_file + ".write-lock"
+
+
+def upgrade_schema() -> None:
+    """Apply every pending migration. A database made by `create_all()` before migrations
+    existed is adopted as the baseline first, with its data."""
+    config = migrate.get_config()
+    config.attributes["configure_logging"] = False  # the app's logging stays as it is
+    with db.engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+    if "calls" in tables and "alembic_version" not in tables:
+        current_app.logger.info("Adopting a database made before migrations as %s",
+                                BASELINE_REVISION)
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, "head")
+
+
+def schema_is_current() -> bool:
+    """True if the database is at the newest migration."""
+    head = ScriptDirectory.from_config(migrate.get_config()).get_current_head()
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head
 
 
 @contextmanager
@@ -48,6 +87,14 @@ def writers_in_turn():
         os.close(descriptor)  # closing releases the lock
 
 
+def _sqlite_file(engine: Engine) -> str | None:
+    """The SQLite database's file, or None (in-memory SQLite, or another database)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return database if database and database != ":memory:" else None
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """Set WAL (readers never block the writer), a busy timeout, and fsync on every commit."""
     cursor = dbapi_connection.cursor()
@@ -60,11 +107,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 @contextmanager
-def _file_lock(path: str | None):
-    """Hold an exclusive lock on `path` (no-op without one) so one worker creates the schema."""
-    if path is None:
+def _schema_lock(engine: Engine, sqlite_file: str | None):
+    """One migrating process at a time, whatever the number of workers and instances: a file
+    lock beside a SQLite file, an advisory lock on PostgreSQL (released if the process dies)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": _MIGRATION_LOCK_KEY})
+                connection.commit()
+        return
+    if sqlite_file is None:
         yield
         return
+    path = sqlite_file + ".init-lock"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -26,6 +26,9 @@ ACTIVE_STATUSES = tuple(s for s, rank in STATUS_RANK.items() if rank < TERMINAL_
 TERMINAL_STATUSES = tuple(s for s, rank in STATUS_RANK.items() if rank == TERMINAL_RANK)
 # Statuses Twilio's Status=canceled can still end (it ignores it for an answered call).
 CANCELABLE_STATUSES = ("queued", "initiated", "ringing")
+# The highest page number a list accepts: far beyond any real history, and small enough that
+# the offset it makes fits every database's integers.
+MAX_PAGE = 1_000_000
 
 
 def utcnow() -> datetime:

@@ -48,7 +48,16 @@ import call_control
 import twiml
 from auth import CLOSED_MESSAGE, credentials_valid, login_is_possible
 from call_control import ControlError
-from models import ACTIVE_STATUSES, STATUS_RANK, Call, CallEvent, OperatorAction, db, utcnow
+from models import (
+    ACTIVE_STATUSES,
+    MAX_PAGE,
+    STATUS_RANK,
+    Call,
+    CallEvent,
+    OperatorAction,
+    db,
+    utcnow,
+)
 
 bp = Blueprint("panel", __name__, cli_group=None)
 login_manager = LoginManager()
@@ -287,7 +296,11 @@ def history():
         status = ""
     number = request.args.get("number", "")[:64]
     raw_page = request.args.get("page", "1")
-    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and int(raw_page) > 0 else 1
+    if raw_page.isascii() and raw_page.isdigit():
+        # A page past the last is sent to the last one below.
+        page = max(1, min(int(raw_page[:9]) if len(raw_page) <= 9 else MAX_PAGE, MAX_PAGE))
+    else:
+        page = 1
     calls, total = history_page(status, number, page)
     pages = max(1, -(-total // HISTORY_PER_PAGE))
     if page > pages and total:

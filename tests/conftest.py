@@ -1,19 +1,60 @@
-"""Shared fixtures: an app on a real SQLite file, a test client, and Twilio-style signing."""
+"""Shared fixtures: the app on a real database (a SQLite file, then a PostgreSQL database on
+a throwaway server), a test client, and Twilio-style signing.
+
+Every test that uses `database_url` (and so every test of the app) runs on both engines;
+`pytest -m "not postgresql"` (`make test-sqlite`) runs the SQLite half alone.
+"""
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from postgres import PostgresServer
 
 from app import create_app
 from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio
 
+ENGINES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the whole run (started only if a test needs it)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine_name(request) -> str:
+    """The database engine this test runs on."""
+    return request.param
+
 
 @pytest.fixture
-def app(tmp_path):
-    """The app on its own SQLite file, with signatures checked as in production."""
-    app = create_app({
+def new_database_url(engine_name, request, tmp_path):
+    """A factory of fresh, empty databases on this test's engine: each call gives a new URL."""
+    counter = itertools.count(1)
+    if engine_name == "postgresql":
+        return request.getfixturevalue("postgres_server").new_database
+    return lambda: f"sqlite:///{tmp_path / f'switchboard{next(counter)}.db'}"
+
+
+@pytest.fixture
+def database_url(new_database_url) -> str:
+    """A fresh, empty database of this test's own."""
+    return new_database_url()
+
+
+def app_config(database_url: str, **overrides) -> dict:
+    """The settings of a test app: signatures checked as in production, no emulator."""
+    return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'switchboard.db'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": OUR_NUMBER,
@@ -23,11 +64,30 @@ def app(tmp_path):
         "ADMIN_USERNAME": "admin",
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "EMULATOR_URL": "",
-    })
-    yield app
+        **overrides,
+    }
+
+
+@pytest.fixture
+def make_app():
+    """Build apps with `make_app(database_url, **settings)`; their pools close at the end."""
+    apps = []
+
+    def make(database_url: str, **overrides):
+        apps.append(create_app(app_config(database_url, **overrides)))
+        return apps[-1]
+
+    yield make
     from models import db
-    with app.app_context():
-        db.engine.dispose()
+    for built in apps:
+        with built.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app, database_url):
+    """The app on its own database, with signatures checked as in production."""
+    return make_app(database_url)
 
 
 @pytest.fixture

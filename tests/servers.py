@@ -38,8 +38,9 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
 
 @contextmanager
 def gunicorn(env: dict, workers: int = 2, log_path: Path | None = None, extra_args=(),
-             app_target: str = "app:create_app()", wrapper=()):
-    """Start `gunicorn <app_target>` with `env`; yield (base_url, process); stop it."""
+             app_target: str = "app:create_app()", wrapper=(), wait: bool = True):
+    """Start `gunicorn <app_target>` with `env` and gunicorn.conf.py; yield (base_url, process)
+    once it answers (at once with wait=False); stop it."""
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
@@ -49,7 +50,8 @@ def gunicorn(env: dict, workers: int = 2, log_path: Path | None = None, extra_ar
     )
     try:
         base_url = f"http://127.0.0.1:{port}"
-        wait_until_up(base_url + "/healthz", process)
+        if wait:
+            wait_until_up(base_url + "/healthz", process)
         yield base_url, process
     finally:
         process.terminate()

@@ -20,7 +20,8 @@ class Stack:
         self.twilio = wired.sdk
 
     def post(self, path, json=None, **kwargs):
-        return self.client.post(path, json=json, headers=AUTH, **kwargs)
+        """POST JSON (an action without parameters gets `{}`) with the operator's credentials."""
+        return self.client.post(path, json={} if json is None else json, headers=AUTH, **kwargs)
 
     def call(self, sid):
         response = self.client.get(f"/api/calls/{sid}", headers=AUTH)
@@ -97,6 +98,25 @@ def test_only_json_bodies_are_accepted(stack):
     response = stack.client.post("/api/calls", data="[1]", headers=AUTH,
                                  content_type="application/json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", None])
+def test_a_cross_site_form_cannot_act_with_cached_credentials(stack, content_type):
+    """A form on another site can send these content types (no preflight), with the browser's
+    cached HTTP Basic credentials: every action refuses them, even with an empty body."""
+    sid = stack.ring()
+    headers = dict(AUTH, **({"Content-Type": content_type} if content_type else {}))
+    for action in ("hangup", "cancel"):
+        response = stack.client.post(f"/api/calls/{sid}/{action}", data=b"", headers=headers)
+        assert response.status_code == 415, response.get_data(as_text=True)
+    assert stack.client.post("/api/sync", data=b"", headers=headers).status_code == 415
+    assert stack.engine.get(sid).status == "in-progress"
+    assert stack.call(sid)["actions"] == []
+    # The same empty body as JSON is fine.
+    response = stack.client.post(f"/api/calls/{sid}/hangup", data=b"", headers=AUTH,
+                                 content_type="application/json")
+    assert response.status_code == 200
 
 
 def test_actions_need_http_basic(stack):

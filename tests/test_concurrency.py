@@ -1,22 +1,28 @@
-"""Real servers on loopback: fresh-database boot races, and shuffled webhooks from many threads."""
+"""Real servers on loopback, on both engines: fresh-database boot races (workers and whole
+instances starting at once), and shuffled, retried webhooks from many threads to one or two
+gunicorn instances sharing a database."""
 from __future__ import annotations
 
 import multiprocessing
 import random
-import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import requests
+import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
-from servers import gunicorn
+from servers import gunicorn, wait_until_up
 from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, new_call_sid
 
+TABLES = {"calls", "call_events", "operator_actions", "alembic_version"}
 
-def app_env(db_path) -> dict:
-    """Environment for a gunicorn-served app on its own SQLite file."""
+
+def app_env(database_url: str) -> dict:
+    """Environment for a gunicorn-served app on `database_url`."""
     return {
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DATABASE_URL": database_url,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": OUR_NUMBER,
@@ -30,64 +36,78 @@ def app_env(db_path) -> dict:
     }
 
 
-def _boot(db_uri: str, start, errors) -> None:
-    """One worker's start-up: build the app on the shared file when everyone is ready."""
+def _boot(database_url: str, start, errors) -> None:
+    """One worker's start-up: build the app on the shared database when everyone is ready."""
     from app import create_app
     start.wait()
     try:
-        create_app({"SQLALCHEMY_DATABASE_URI": db_uri, "SECRET_KEY": "x"})
+        create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "x"})
     except Exception as error:  # reported to the test, which fails on any
         errors.put(f"{type(error).__name__}: {error}")
 
 
-def test_many_processes_create_a_fresh_database_at_once(tmp_path):
+def test_many_processes_migrate_a_fresh_database_at_once(new_database_url):
     context = multiprocessing.get_context("fork")
-    for attempt in range(8):
-        db_uri = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+    for _attempt in range(8):
+        database_url = new_database_url()
         start, errors = context.Event(), context.Queue()
-        workers = [context.Process(target=_boot, args=(db_uri, start, errors)) for _ in range(6)]
+        workers = [context.Process(target=_boot, args=(database_url, start, errors))
+                   for _ in range(6)]
         for worker in workers:
             worker.start()
         start.set()
         for worker in workers:
-            worker.join(30)
+            worker.join(60)
         assert [w.exitcode for w in workers] == [0] * 6
         assert errors.empty(), errors.get()
-        with sqlite3.connect(tmp_path / f"race{attempt}.db") as connection:
-            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
-        assert {"calls", "call_events", "operator_actions"} <= tables
+        engine = sa.create_engine(database_url)
+        try:
+            assert TABLES <= set(sa.inspect(engine).get_table_names())
+            with engine.connect() as connection:
+                versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                assert len(versions.all()) == 1
+                if engine.dialect.name == "sqlite":
+                    mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                    assert mode == "wal"
+        finally:
+            engine.dispose()
 
 
-def test_gunicorn_workers_boot_on_a_fresh_database(tmp_path):
+def test_gunicorn_instances_boot_on_a_fresh_database(new_database_url, tmp_path):
+    """Two instances of four workers each, started at once on one new database, three times."""
     for attempt in range(3):
-        log = tmp_path / f"gunicorn{attempt}.log"
-        with gunicorn(app_env(tmp_path / f"boot{attempt}.db"), workers=4, log_path=log) as (url, _):
-            for _ in range(8):  # requests spread over the workers
-                assert requests.get(url + "/healthz", timeout=5).status_code == 200
-        text = log.read_text()
-        assert text.count("Booting worker") == 4, text
-        for trouble in ("Traceback", "database is locked", "already exists", "Worker failed"):
-            assert trouble not in text, text
+        env = app_env(new_database_url())
+        logs = [tmp_path / f"boot{attempt}-{i}.log" for i in range(2)]
+        with ExitStack() as stack:
+            servers = [stack.enter_context(gunicorn(env, workers=4, log_path=log, wait=False))
+                       for log in logs]
+            for url, process in servers:
+                wait_until_up(url + "/healthz", process, timeout=60)
+                for _ in range(8):  # requests spread over the workers
+                    assert requests.get(url + "/healthz", timeout=5).status_code == 200
+        for log in logs:
+            text = log.read_text()
+            assert text.count("Booting worker") == 4, text
+            for trouble in ("Traceback", "database is locked", "already exists",
+                            "Worker failed", "UniqueViolation"):
+                assert trouble not in text, text
 
 
 LIFE = ["initiated", "ringing", "in-progress", "completed"]
 
 
-def test_shuffled_webhooks_from_many_threads(tmp_path):
-    """Hundreds of signed webhooks, retried and reordered, from 16 threads to 3 workers."""
-    db_path = tmp_path / "load.db"
-    validator = RequestValidator(AUTH_TOKEN)
+def webhook_load(seed: int):
+    """Signed webhooks for 30 inbound and 30 outbound calls: every one a retry or two, shuffled."""
     inbound = [new_call_sid() for _ in range(30)]
     outbound = [new_call_sid() for _ in range(30)]
-    requests_to_send = []
+    load = []
     for sid in inbound:
         base = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "From": "+15555550123",
                 "To": OUR_NUMBER, "Direction": "inbound"}
-        requests_to_send.append(("/voice", {**base, "CallStatus": "ringing"}))
-        requests_to_send.append(("/voice/hold", {**base, "CallStatus": "in-progress"}))
+        load.append(("/voice", {**base, "CallStatus": "ringing"}))
+        load.append(("/voice/hold", {**base, "CallStatus": "in-progress"}))
         end = {**base, "CallStatus": "completed", "SequenceNumber": "0", "CallDuration": "30"}
-        requests_to_send += [("/status", end)] * 2  # Twilio retried it
+        load += [("/status", end)] * 2  # Twilio retried it
     for sid in outbound:
         for seq, status in enumerate(LIFE):
             params = {"AccountSid": ACCOUNT_SID, "CallSid": sid, "From": OUR_NUMBER,
@@ -95,37 +115,74 @@ def test_shuffled_webhooks_from_many_threads(tmp_path):
                       "CallStatus": status, "SequenceNumber": str(seq)}
             if status == "completed":
                 params["CallDuration"] = "12"
-            requests_to_send += [("/status", params)] * (2 if seq % 2 else 1)
-    random.Random(7).shuffle(requests_to_send)
-    assert len(requests_to_send) >= 300
+            load += [("/status", params)] * (2 if seq % 2 else 1)
+    random.Random(seed).shuffle(load)
+    return inbound, outbound, load
 
-    with gunicorn(app_env(db_path), workers=3, log_path=tmp_path / "load.log") as (url, _):
-        session_per_thread = {}
 
-        def send(item):
-            path, params = item
-            session = session_per_thread.setdefault(
-                __import__("threading").get_ident(), requests.Session())
-            signature = validator.compute_signature(url + path, params)
-            response = session.post(url + path, data=params,
-                                    headers={"X-Twilio-Signature": signature}, timeout=30)
-            return response.status_code
+def send_all(urls: list[str], load) -> list[int]:
+    """Post every webhook from 16 threads, each to one of `urls` in turn, signed for it."""
+    validator = RequestValidator(AUTH_TOKEN)
+    sessions = threading.local()
 
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            codes = list(pool.map(send, requests_to_send))
-    assert set(codes) <= {200, 204}, sorted(set(codes))
-    assert "Traceback" not in (tmp_path / "load.log").read_text()
+    def send(numbered):
+        number, (path, params) = numbered
+        url = urls[number % len(urls)]
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+        signature = validator.compute_signature(url + path, params)
+        response = sessions.session.post(url + path, data=params, timeout=30,
+                                         headers={"X-Twilio-Signature": signature})
+        return response.status_code
 
-    with sqlite3.connect(db_path) as connection:
-        statuses = dict(connection.execute("SELECT sid, status FROM calls"))
-        durations = dict(connection.execute("SELECT sid, duration FROM calls"))
-        events = connection.execute(
-            "SELECT call_sid, source, status, sequence_number FROM call_events").fetchall()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(send, enumerate(load)))
+
+
+def assert_recorded_exactly_once(database_url: str, inbound, outbound) -> None:
+    """Every call ended right, and every event is stored exactly once."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            calls = connection.execute(sa.text("SELECT sid, status, duration FROM calls")).all()
+            events = connection.execute(sa.text(
+                "SELECT call_sid, source, status, sequence_number FROM call_events")).all()
+    finally:
+        engine.dispose()
+    statuses = {sid: status for sid, status, _ in calls}
+    durations = {sid: duration for sid, _, duration in calls}
     assert len(statuses) == 60
     assert all(statuses[sid] == "completed" for sid in inbound + outbound)
     assert all(durations[sid] == 30 for sid in inbound)
     assert all(durations[sid] == 12 for sid in outbound)
-    # Every event exactly once: one answer and one callback per inbound call, four per outbound.
+    # One answer and one callback per inbound call, four callbacks per outbound call.
     assert len(events) == len(set(events)) == 30 * 2 + 30 * 4
     for sid in outbound:
         assert sorted(seq for s, _, _, seq in events if s == sid) == [0, 1, 2, 3]
+
+
+def test_shuffled_webhooks_from_many_threads(database_url, tmp_path):
+    """Hundreds of signed webhooks, retried and reordered, from 16 threads to 3 workers."""
+    inbound, outbound, load = webhook_load(seed=7)
+    assert len(load) >= 300
+    log = tmp_path / "load.log"
+    with gunicorn(app_env(database_url), workers=3, log_path=log) as (url, _):
+        codes = send_all([url], load)
+    assert set(codes) <= {200, 204}, sorted(set(codes))
+    assert "Traceback" not in log.read_text()
+    assert_recorded_exactly_once(database_url, inbound, outbound)
+
+
+def test_two_instances_share_one_database(database_url, tmp_path):
+    """Several app instances on one database (how a team outgrows one machine): two gunicorn
+    masters of two workers each get the same shuffled, duplicated load, alternately."""
+    inbound, outbound, load = webhook_load(seed=11)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    with ExitStack() as stack:
+        urls = [stack.enter_context(gunicorn(app_env(database_url), workers=2, log_path=log))[0]
+                for log in logs]
+        codes = send_all(urls, load)
+    assert set(codes) <= {200, 204}, sorted(set(codes))
+    for log in logs:
+        assert "Traceback" not in log.read_text()
+    assert_recorded_exactly_once(database_url, inbound, outbound)

@@ -43,13 +43,9 @@ def test_hold_loop_plays_music_and_comes_back(app, twilio):
     assert redirect.tag == "Redirect" and redirect.text == "/voice/hold"
 
 
-def test_greeting_and_music_are_configurable(tmp_path):
-    from app import create_app
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'c.db'}",
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "GREETING": "Hello from the test",
-        "HOLD_MUSIC_URL": "https://example.com/music.mp3", "PUBLIC_URL": "",
-    })
+def test_greeting_and_music_are_configurable(make_app, database_url):
+    app = make_app(database_url, GREETING="Hello from the test",
+                   HOLD_MUSIC_URL="https://example.com/music.mp3")
     twilio = Twilio(app.test_client())
     root = parse_twiml(twilio.post("/voice", inbound_params(new_call_sid())))
     assert root.find("Say").text == "Hello from the test"
@@ -149,12 +145,8 @@ def test_signature_with_public_url(app, client):
     assert response.status_code == 403
 
 
-def test_signature_check_can_be_turned_off(tmp_path, caplog):
-    from app import create_app
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'off.db'}",
-        "TWILIO_VALIDATE_SIGNATURES": False, "TWILIO_AUTH_TOKEN": "",
-    })
+def test_signature_check_can_be_turned_off(make_app, database_url, caplog):
+    app = make_app(database_url, TWILIO_VALIDATE_SIGNATURES=False, TWILIO_AUTH_TOKEN="")
     assert "TWILIO_VALIDATE_SIGNATURES is off" in caplog.text
     response = app.test_client().post("/voice", data=inbound_params(new_call_sid()))
     assert response.status_code == 200

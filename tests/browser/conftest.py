@@ -60,12 +60,15 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """The app (real SQLite file) and the emulator, each on loopback, wired to each other."""
-    database = tmp_path_factory.mktemp("panel") / "switchboard.db"
+def stack(engine_name, tmp_path_factory, request):
+    """The app (on each engine in turn) and the emulator, each on loopback, wired together."""
+    if engine_name == "postgresql":
+        database_url = request.getfixturevalue("postgres_server").new_database()
+    else:
+        database_url = f"sqlite:///{tmp_path_factory.mktemp('panel') / 'switchboard.db'}"
     app = create_app({
         "SECRET_KEY": "browser-test-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": OUR_NUMBER,

@@ -83,9 +83,9 @@ def test_a_call_nobody_heard_from_is_marked_possibly_stale(panel: Page, stack):
         db.session.commit()
 
 
-def test_login_is_closed_while_admin_password_is_unset(browser, tmp_path):
+def test_login_is_closed_while_admin_password_is_unset(browser, database_url):
     app = create_app({"SECRET_KEY": "closed", "ADMIN_PASSWORD": "",
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'closed.db'}"})
+                      "SQLALCHEMY_DATABASE_URI": database_url})
     server = serve_in_thread(app)
     context = browser.new_context(base_url=server.url)
     try:

@@ -141,9 +141,10 @@ def main() -> int:
     }), port=args.emulator_port)
     processes = {
         "app": subprocess.Popen(
+            # gunicorn.conf.py (read from ROOT) as in production, on the demo's port.
             [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind",
-             f"127.0.0.1:{args.app_port}", "--workers", "2", "--no-control-socket"],
-            cwd=ROOT, env=app_env),
+             f"127.0.0.1:{args.app_port}", "--no-control-socket"],
+            cwd=ROOT, env={**app_env, "GUNICORN_ACCESS_LOG": ""}),
     }
 
     def stop(*_):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from postgres import PostgresServer
 
 from app import create_app
+from postgres import PostgresServer
 from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio
 
 ENGINES = [

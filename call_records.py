@@ -52,6 +52,7 @@ class CallUpdate:
 
 def parse_call_update(params, status_override: str | None = None) -> CallUpdate:
     """Validate a webhook's parameters (CallSid, CallStatus, …); raise BadWebhook if wrong."""
+    params = _first_values(params)
     sid = params.get("CallSid", "")
     if not sid:
         raise BadWebhook("CallSid is missing")
@@ -177,6 +178,7 @@ def record_event(call_sid: str, dedupe_key: str, source: str, status: str, param
 
 def _event_values(call_sid: str, dedupe_key: str, source: str, status: str, params) -> dict:
     """The event row for a webhook, ready to insert."""
+    raw, params = params, _first_values(params)
     return {
         "call_sid": call_sid,
         "dedupe_key": dedupe_key,
@@ -186,7 +188,7 @@ def _event_values(call_sid: str, dedupe_key: str, source: str, status: str, para
         "timestamp": _optional_rfc2822(params.get("Timestamp")),
         "call_duration": _optional_int(params, "CallDuration"),
         "sip_response_code": (params.get("SipResponseCode") or None),
-        "params": json.dumps(_as_dict(params), sort_keys=True),
+        "params": json.dumps(_as_dict(raw), sort_keys=True),
         "received_at": utcnow(),
     }
 
@@ -207,7 +209,7 @@ def _write_event(connection: Connection, values: dict) -> bool:
 def record_status_callback(params) -> bool:
     """Record a status callback exactly once; True if it was new (a retry changes nothing)."""
     change = parse_call_update(params)
-    sequence = _optional_int(params, "SequenceNumber")
+    sequence = _optional_int(_first_values(params), "SequenceNumber")
     dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
     # Everything is computed before the first write: other workers wait while we hold the lock.
     call = _call_values(change)
@@ -258,6 +260,12 @@ def _optional_rfc2822(raw: str | None) -> datetime | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return parsed if parsed.year in _PLAUSIBLE_YEARS else None
+
+
+def _first_values(params) -> dict:
+    """The first value of each parameter, in a plain dict: a MultiDict builds an exception for
+    every key it lacks, and a webhook asks for a dozen that Twilio may leave out."""
+    return params.to_dict() if hasattr(params, "to_dict") else params
 
 
 def _as_dict(params) -> dict:

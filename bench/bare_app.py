@@ -1,16 +1,20 @@
 """The benchmark's baseline: a bare Flask endpoint doing the same signature check and the
-same SQLite writes as Switchboard's /voice and /status, with raw sqlite3 and no ORM.
+same writes as Switchboard's /voice and /status, with the raw driver (sqlite3 or psycopg) and
+no ORM.
 
 Served by gunicorn exactly like the app: `gunicorn 'bench.bare_app:create_app()'`.
-Settings: BARE_DB_PATH (a database whose schema the app created) and TWILIO_AUTH_TOKEN.
+Settings: BARE_DATABASE (a SQLite file path, or a libpq URL `postgresql://…`, of a database
+whose schema the app created) and TWILIO_AUTH_TOKEN.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import Flask, Response, request
@@ -33,39 +37,79 @@ ON CONFLICT (sid) DO UPDATE SET
 """
 INSERT_EVENT = """
 INSERT INTO call_events (call_sid, dedupe_key, source, status, sequence_number, params, received_at)
-VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid, dedupe_key) DO NOTHING
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_sid, dedupe_key) DO NOTHING RETURNING id
 """
+
+
+def _sqlite_connection(path: str):
+    """A sqlite3 connection with the app's pragmas, in autocommit mode (we BEGIN ourselves)."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout = 10000")
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    return connection, "BEGIN IMMEDIATE", UPSERT_CALL, INSERT_EVENT
+
+
+@contextmanager
+def _writers_in_turn(path: str | None):
+    """The same writer queue as the app's (database.writers_in_turn): SQLite writers of every
+    worker take turns on a file lock instead of sleeping in SQLite's busy handler. Without it
+    this baseline is far slower under threaded workers, which would flatter the app."""
+    if path is None:
+        yield
+        return
+    descriptor = os.open(path + ".write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _postgres_connection(url: str):
+    """A psycopg connection in autocommit mode, with the statements in its dialect."""
+    import psycopg
+    connection = psycopg.connect(url, autocommit=True)
+    upsert = UPSERT_CALL.replace("?", "%s").replace("MAX(", "GREATEST(")
+    return connection, "BEGIN", upsert, INSERT_EVENT.replace("?", "%s")
 
 
 def create_app() -> Flask:
     """The bare baseline app."""
     app = Flask(__name__)
-    db_path = os.environ["BARE_DB_PATH"]
+    database = os.environ["BARE_DATABASE"]
+    postgres = database.startswith("postgresql://")
+    connect = _postgres_connection if postgres else _sqlite_connection
+    sqlite_file = None if postgres else database
     validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
     local = threading.local()
 
-    def connection() -> sqlite3.Connection:
+    def connection():
+        """This thread's connection, BEGIN statement, upsert and event insert."""
         if not hasattr(local, "connection"):
-            conn = sqlite3.connect(db_path, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            local.connection = conn
+            local.connection = connect(database)
         return local.connection
 
     def record(status: str, dedupe_key: str, source: str, sequence):
         form = request.form
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
         duration = form.get("CallDuration")
-        conn = connection()
-        conn.execute("BEGIN IMMEDIATE")
+        conn, begin, upsert, insert_event = connection()
+        with _writers_in_turn(sqlite_file):
+            _write(conn, begin, upsert, insert_event, form, status, dedupe_key, source, sequence,
+                   now, duration)
+
+    def _write(conn, begin, upsert, insert_event, form, status, dedupe_key, source, sequence,
+               now, duration):
+        conn.execute(begin)
         try:
-            conn.execute(UPSERT_CALL, (form["CallSid"], form.get("AccountSid"), form.get("From"),
-                                       form.get("To"), form.get("Direction"), status, RANK[status],
-                                       int(duration) if duration else None, now, now))
-            conn.execute(INSERT_EVENT, (form["CallSid"], dedupe_key, source, status, sequence,
-                                        json.dumps(form.to_dict(), sort_keys=True), now))
-            conn.execute("COMMIT")
+            conn.execute(upsert, (form["CallSid"], form.get("AccountSid"), form.get("From"),
+                                  form.get("To"), form.get("Direction"), status, RANK[status],
+                                  int(duration) if duration else None, now, now))
+            inserted = conn.execute(insert_event, (
+                form["CallSid"], dedupe_key, source, status, sequence,
+                json.dumps(form.to_dict(), sort_keys=True), now)).fetchone()
+            conn.execute("COMMIT" if inserted else "ROLLBACK")
         except BaseException:
             conn.execute("ROLLBACK")
             raise

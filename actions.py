@@ -6,18 +6,29 @@ ones refused before anything reached Twilio, with Twilio's answer or error.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from flask import current_app, has_request_context, request, url_for
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 import call_control
 import twiml
+from audit import Actor
+from audit import record as audit
 from call_control import ControlError
 from call_records import CALL_SID_PATTERN, CallUpdate, record_call, record_event
-from models import ACTIVE_STATUSES, CANCELABLE_STATUSES, STATUS_RANK, Call, OperatorAction, db
+from models import (
+    ACTIVE_STATUSES,
+    CANCELABLE_STATUSES,
+    STATUS_RANK,
+    TERMINAL_RANK,
+    Call,
+    Operator,
+    OperatorAction,
+    db,
+    utcnow,
+)
 
 # Twilio: "Call is not in-progress. Cannot redirect." (usually the caller just hung up).
 CALL_NOT_IN_PROGRESS = 21220
@@ -75,15 +86,15 @@ def normalize_number(raw: str | None) -> str:
 
 # -------------------------------------------------------------- actions on one call
 
-def hang_up(sid: str, operator: str) -> ActionResult:
+def hang_up(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
     """End the call (Status=completed), whatever state it is in."""
-    return _act_on_call(sid, operator, "hangup", {"status": "completed"},
+    return _act_on_call(sid, actor, takeover, "hangup", {"status": "completed"},
                         lambda call: _refuse_if_ended(call, "hang up"),
                         lambda call: call_control.hang_up(call.sid),
                         "Hung up.")
 
 
-def cancel(sid: str, operator: str) -> ActionResult:
+def cancel(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
     """End a queued or ringing call (Status=canceled); never sent for an answered call."""
     def check(call: Call):
         refusal = _refuse_if_ended(call, "cancel")
@@ -94,11 +105,12 @@ def cancel(sid: str, operator: str) -> ActionResult:
             )
         return refusal
 
-    return _act_on_call(sid, operator, "cancel", {"status": "canceled"}, check,
+    return _act_on_call(sid, actor, takeover, "cancel", {"status": "canceled"}, check,
                         lambda call: call_control.cancel(call.sid), "Canceled.")
 
 
-def redirect(sid: str, url: str | None, method: str | None, operator: str) -> ActionResult:
+def redirect(sid: str, url: str | None, method: str | None, actor: Actor,
+             takeover: bool = False) -> ActionResult:
     """Make Twilio fetch new TwiML for the call from `url` (relative paths are ours)."""
     method = (method or "POST").upper()
     params = {"url": url or "", "method": method}
@@ -119,12 +131,12 @@ def redirect(sid: str, url: str | None, method: str | None, operator: str) -> Ac
         params["url"] = resolved[0]
         return None
 
-    return _act_on_call(sid, operator, "redirect", params, check,
+    return _act_on_call(sid, actor, takeover, "redirect", params, check,
                         lambda call: call_control.redirect(call.sid, resolved[0], method),
                         "Redirected.")
 
 
-def send_twiml(sid: str, text: str | None, operator: str) -> ActionResult:
+def send_twiml(sid: str, text: str | None, actor: Actor, takeover: bool = False) -> ActionResult:
     """Replace the call's TwiML with `text`, checked and with absolute URLs, or refuse."""
     params = {"twiml": text or ""}
     prepared: list[str] = []
@@ -140,7 +152,7 @@ def send_twiml(sid: str, text: str | None, operator: str) -> ActionResult:
         params["twiml"] = prepared[0]
         return None
 
-    return _act_on_call(sid, operator, "twiml", params, check,
+    return _act_on_call(sid, actor, takeover, "twiml", params, check,
                         lambda call: call_control.send_twiml(call.sid, prepared[0]),
                         "TwiML sent.")
 
@@ -152,30 +164,51 @@ def _refuse_if_ended(call: Call, verb: str):
     return None
 
 
-def _act_on_call(sid, operator, name, params, check, perform, success) -> ActionResult:
-    """Shared flow: find the call, check, perform, record; 21220 refreshes the call's status."""
-    call = db.session.get(Call, sid) if sid and CALL_SID_PATTERN.match(sid) else None
+def _find_call(sid: str | None) -> Call | None:
+    return db.session.get(Call, sid) if sid and CALL_SID_PATTERN.match(sid) else None
+
+
+def _not_found(sid: str | None) -> ActionResult:
+    return ActionResult(False, f"No call with CallSid {(sid or '')[:40]!r} is recorded.", 404)
+
+
+def _act_on_call(sid, actor, takeover, name, params, check, perform, success) -> ActionResult:
+    """Shared flow: find the call, check (another operator's claim first, unless this is a
+    takeover), perform, record; 21220 refreshes the call's status."""
+    call = _find_call(sid)
     if call is None:
-        return ActionResult(False, f"No call with CallSid {sid[:40]!r} is recorded.", 404)
+        return _not_found(sid)
+    holder = call.handler
+    if holder is not None and holder.id != actor.operator_id and call.is_active:
+        if not takeover:
+            message = f"{holder.name} is handling this call. Take it over to act on it."
+            record = _record(call.sid, actor, name, params, False,
+                             f"Refused before sending to Twilio: {message}")
+            return ActionResult(False, message, 409, call.sid, record,
+                                details={"handler": holder.username})
+        taken = claim(call.sid, actor, takeover=True)
+        if not taken.ok:
+            return taken
+        db.session.refresh(call)
     refusal = check(call)
     if refusal is not None:
         message, status = refusal
-        record = _record(call.sid, operator, name, params, False,
+        record = _record(call.sid, actor, name, params, False,
                          f"Refused before sending to Twilio: {message}")
         return ActionResult(False, message, status, call.sid, record)
     try:
         instance = perform(call)
     except ControlError as error:
-        return _failed(call, operator, name, params, error)
+        return _failed(call, actor, name, params, error)
     _record_instance(instance, event_source=None)
     status = getattr(instance, "status", None)
-    record = _record(call.sid, operator, name, params, True,
+    record = _record(call.sid, actor, name, params, True,
                      f"Accepted by Twilio; the call is {status}." if status else "Accepted by Twilio.")
     message = f"{success} Twilio reports the call {status}." if status else success
     return ActionResult(True, message, 200, call.sid, record, details={"call_status": status})
 
 
-def _failed(call: Call, operator, name, params, error: ControlError) -> ActionResult:
+def _failed(call: Call, actor: Actor, name, params, error: ControlError) -> ActionResult:
     """Record a failure; after a 21220, fetch the call's real status so the list is right."""
     message = f"Twilio refused: {error.message}" + (f" (error {error.code})" if error.code else "")
     http_status = 502 if error.code is None else 400
@@ -193,29 +226,91 @@ def _failed(call: Call, operator, name, params, error: ControlError) -> ActionRe
         http_status = 504
     if error.code is None:
         message = error.message
-    record = _record(call.sid, operator, name, params, False, message, error.code)
+    record = _record(call.sid, actor, name, params, False, message, error.code)
     return ActionResult(False, message, http_status, call.sid, record, twilio_code=error.code)
+
+
+# -------------------------------------------------------------- who handles which call
+
+def claim(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
+    """Make `actor` the call's handler. One conditional statement decides, so when two
+    operators claim at once exactly one wins; the other gets 409 with the holder's name.
+    A takeover wins over another operator's claim, and is recorded as such."""
+    call = _find_call(sid)
+    if call is None:
+        return _not_found(sid)
+    previous = call.handler
+    if previous is not None and previous.id == actor.operator_id:
+        return ActionResult(True, "You are handling this call.", 200, call.sid,
+                            details={"handler": actor.username})
+    condition = [Call.sid == call.sid, Call.status_rank < TERMINAL_RANK]
+    if not takeover:
+        condition.append(or_(Call.handler_id.is_(None), Call.handler_id == actor.operator_id,
+                             Call.handler_id.in_(select(Operator.id).where(Operator.active.is_(False)))))
+    won = db.session.execute(
+        update(Call).where(*condition).values(handler_id=actor.operator_id, claimed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.commit()
+    db.session.expire(call)
+    name = "takeover" if takeover else "claim"
+    params = {"from": previous.username} if takeover and previous else {}
+    if won:
+        message = (f"You took this call over from {previous.name}." if takeover and previous
+                   else "You are handling this call.")
+        record = _record(call.sid, actor, name, params, True, message)
+        return ActionResult(True, message, 200, call.sid, record,
+                            details={"handler": actor.username})
+    if not call.is_active:
+        message = f"The call has already ended ({call.status})."
+    else:
+        message = f"{call.handler.name} is handling this call."
+    record = _record(call.sid, actor, name, params, False, message)
+    return ActionResult(False, message, 409, call.sid, record,
+                        details={"handler": call.handler.username if call.handler else None})
+
+
+def release(sid: str, actor: Actor) -> ActionResult:
+    """Give the call up, so another operator can claim it."""
+    call = _find_call(sid)
+    if call is None:
+        return _not_found(sid)
+    released = db.session.execute(
+        update(Call).where(Call.sid == call.sid, Call.handler_id == actor.operator_id)
+        .values(handler_id=None, claimed_at=None).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    db.session.commit()
+    db.session.expire(call)
+    if not released:
+        holder = call.handler
+        message = (f"{holder.name} is handling this call, not you." if holder
+                   else "Nobody is handling this call.")
+        return ActionResult(holder is None, message, 409 if holder else 200, call.sid,
+                            details={"handler": holder.username if holder else None})
+    record = _record(call.sid, actor, "release", {}, True, "Released the call.")
+    return ActionResult(True, "You released this call.", 200, call.sid, record,
+                        details={"handler": None})
 
 
 # -------------------------------------------------------------- place a call
 
-def place_call(to: str | None, from_: str | None, operator: str) -> ActionResult:
+def place_call(to: str | None, from_: str | None, actor: Actor) -> ActionResult:
     """Start an outbound call that fetches our /voice and reports to our /status."""
     to_number = normalize_number(to)
     from_number = normalize_number(from_) if from_ else current_app.config["TWILIO_PHONE_NUMBER"]
     params = {"to": to_number, "from": from_number}
     if not (_PHONE.match(to_number) or _ADDRESS.match(to_number)):
         message = "To must be a phone number in E.164 form, like +15555550123."
-        return _refused_place(operator, params, message)
+        return _refused_place(actor, params, message)
     if not from_number:
-        return _refused_place(operator, params, "From is required: TWILIO_PHONE_NUMBER is not set.")
+        return _refused_place(actor, params, "From is required: TWILIO_PHONE_NUMBER is not set.")
     if not (_PHONE.match(from_number) or _ADDRESS.match(from_number)):
-        return _refused_place(operator, params,
+        return _refused_place(actor, params,
                               "From must be a phone number in E.164 form, like +15555550100.")
     try:
         base = public_base_url()
     except ControlError as error:
-        return _refused_place(operator, params, error.message)
+        return _refused_place(actor, params, error.message)
     params["url"] = base + url_for("voice.voice")
     params["status_callback"] = base + url_for("voice.status")
     try:
@@ -224,18 +319,18 @@ def place_call(to: str | None, from_: str | None, operator: str) -> ActionResult
     except ControlError as error:
         message = (f"Twilio refused: {error.message} (error {error.code})" if error.code
                    else error.message)
-        record = _record(None, operator, "place", params, False, message, error.code)
+        record = _record(None, actor, "place", params, False, message, error.code)
         status = 400 if error.code else (504 if error.timed_out else 502)
         return ActionResult(False, message, status, None, record, twilio_code=error.code)
     _record_instance(instance, event_source=None)
-    record = _record(instance.sid, operator, "place", params, True,
+    record = _record(instance.sid, actor, "place", params, True,
                      f"Accepted by Twilio; the call is {instance.status}.")
     return ActionResult(True, f"Calling {to_number}: the call is {instance.status}.", 201,
                         instance.sid, record, details={"call_status": instance.status})
 
 
-def _refused_place(operator, params, message) -> ActionResult:
-    record = _record(None, operator, "place", params, False,
+def _refused_place(actor: Actor, params, message) -> ActionResult:
+    record = _record(None, actor, "place", params, False,
                      f"Refused before sending to Twilio: {message}")
     return ActionResult(False, message, 400, None, record)
 
@@ -252,7 +347,7 @@ def refresh_status(sid: str) -> str | None:
     return getattr(instance, "status", None)
 
 
-def sync_live_calls(operator: str) -> ActionResult:
+def sync_live_calls(actor: Actor) -> ActionResult:
     """Fetch every call we think is live from Twilio and record what changed."""
     sids = db.session.scalars(
         select(Call.sid).where(Call.status.in_(ACTIVE_STATUSES)).order_by(Call.created_at)
@@ -264,7 +359,7 @@ def sync_live_calls(operator: str) -> ActionResult:
             instance = call_control.fetch(sid)
         except ControlError as error:
             failed.append(sid)
-            _record(sid, operator, "sync", {}, False,
+            _record(sid, actor, "sync", {}, False,
                     f"Could not fetch the call: {error}", error.code)
             continue
         _record_instance(instance, event_source="sync")
@@ -272,7 +367,7 @@ def sync_live_calls(operator: str) -> ActionResult:
         after = db.session.get(Call, sid).status
         if after != before:
             changed.append(sid)
-        _record(sid, operator, "sync", {}, True,
+        _record(sid, actor, "sync", {}, True,
                 f"Twilio reports {instance.status}; recorded {before} → {after}."
                 if after != before else f"Twilio reports {instance.status}; nothing to change.")
     message = (f"Checked {len(sids)} live call{'s' if len(sids) != 1 else ''} with Twilio: "
@@ -311,12 +406,6 @@ def _record_instance(instance, event_source: str | None) -> None:
     db.session.commit()
 
 
-def _record(sid, operator, name, params, ok, result, code=None) -> OperatorAction:
-    """Store one operator action."""
-    action = OperatorAction(
-        call_sid=sid, operator=operator[:255], action=name,
-        params=json.dumps(params, sort_keys=True), ok=ok, result=result, error_code=code,
-    )
-    db.session.add(action)
-    db.session.commit()
-    return action
+def _record(sid, actor: Actor, name, params, ok, result, code=None) -> OperatorAction:
+    """Store one operator action in the audit trail."""
+    return audit(actor, name, params, ok, result, call_sid=sid, code=code)

@@ -1,12 +1,15 @@
 """JSON API for scripts, the panel and tests (HTTP Basic with the operator's credentials)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 import actions
+import audit
 from auth import basic_auth_required
 from models import ACTIVE_STATUSES, MAX_PAGE, STATUS_RANK, Call, db
+from panel import viewers
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -34,10 +37,18 @@ def _positive_int_arg(name: str, default: int) -> int:
 @bp.get("/calls")
 @basic_auth_required
 def list_calls():
-    """List calls newest first; ?status=…, ?active=1, ?page=, ?per_page= (at most 100)."""
+    """List calls newest first; ?status=…, ?active=1, ?handler=me (live calls I handle),
+    ?page=, ?per_page= (at most 100)."""
     page = _positive_int_arg("page", 1)
     per_page = min(_positive_int_arg("per_page", 50), MAX_PER_PAGE)
-    query = db.select(Call).order_by(Call.created_at.desc(), Call.sid.desc())
+    query = db.select(Call).options(joinedload(Call.handler_operator)) \
+        .order_by(Call.created_at.desc(), Call.sid.desc())
+    handler = request.args.get("handler")
+    if handler:
+        if handler != "me":
+            abort(400, description="handler takes one value: me")
+        query = query.where(Call.handler_id == g.operator.id,
+                            Call.status.in_(ACTIVE_STATUSES))
     status = request.args.get("status")
     if status:
         if status not in STATUS_RANK:
@@ -58,10 +69,12 @@ def list_calls():
 @bp.get("/calls/<sid>")
 @basic_auth_required
 def get_call(sid: str):
-    """One call with its recorded events (status timeline) and operator actions."""
+    """One call with its recorded events (status timeline), operator actions, its handler and
+    the operators who have its page open."""
     call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
     return jsonify(
         **call.to_dict(),
+        viewers=[operator.username for operator in viewers(call.sid)],
         events=[event.to_dict() for event in call.events],
         actions=[action.to_dict() for action in call.actions],
     )
@@ -96,8 +109,12 @@ def _string_field(body: dict, name: str, required: bool = True) -> str | None:
     return value
 
 
-def _operator() -> str:
-    return f"{request.authorization.username} (API)"
+def _takeover(body: dict) -> bool:
+    """The body's "takeover" member: act although another operator handles the call."""
+    value = body.get("takeover", False)
+    if not isinstance(value, bool):
+        abort(400, description="takeover must be true or false.")
+    return value
 
 
 def _answer(result: actions.ActionResult):
@@ -111,16 +128,16 @@ def _answer(result: actions.ActionResult):
 @basic_auth_required
 def hang_up(sid: str):
     """Hang up a call (Status=completed)."""
-    _json_body(optional=True)
-    return _answer(actions.hang_up(sid, _operator()))
+    body = _json_body(optional=True)
+    return _answer(actions.hang_up(sid, g.actor, _takeover(body)))
 
 
 @bp.post("/calls/<sid>/cancel")
 @basic_auth_required
 def cancel(sid: str):
     """Cancel a queued or ringing call; 409 once it is answered (hang up instead)."""
-    _json_body(optional=True)
-    return _answer(actions.cancel(sid, _operator()))
+    body = _json_body(optional=True)
+    return _answer(actions.cancel(sid, g.actor, _takeover(body)))
 
 
 @bp.post("/calls/<sid>/redirect")
@@ -130,7 +147,7 @@ def redirect_call(sid: str):
     body = _json_body()
     url = _string_field(body, "url")
     method = _string_field(body, "method", required=False) or "POST"
-    return _answer(actions.redirect(sid, url, method, _operator()))
+    return _answer(actions.redirect(sid, url, method, g.actor, _takeover(body)))
 
 
 @bp.post("/calls/<sid>/twiml")
@@ -138,7 +155,8 @@ def redirect_call(sid: str):
 def send_twiml(sid: str):
     """Send TwiML to a call: {"twiml": "<Response>…</Response>"} (checked before sending)."""
     body = _json_body()
-    return _answer(actions.send_twiml(sid, _string_field(body, "twiml"), _operator()))
+    return _answer(actions.send_twiml(sid, _string_field(body, "twiml"), g.actor,
+                                      _takeover(body)))
 
 
 @bp.post("/calls")
@@ -148,7 +166,7 @@ def place_call():
     body = _json_body()
     to = _string_field(body, "to")
     from_ = _string_field(body, "from", required=False)
-    return _answer(actions.place_call(to, from_, _operator()))
+    return _answer(actions.place_call(to, from_, g.actor))
 
 
 @bp.post("/sync")
@@ -156,4 +174,39 @@ def place_call():
 def sync():
     """Fetch the real status of every call we think is live, and record what changed."""
     _json_body(optional=True)
-    return _answer(actions.sync_live_calls(_operator()))
+    return _answer(actions.sync_live_calls(g.actor))
+
+
+@bp.post("/calls/<sid>/claim")
+@basic_auth_required
+def claim(sid: str):
+    """Claim a call ("I'm on it"): 409 with the holder's name if another operator has it.
+    {"takeover": true} takes it over from them."""
+    body = _json_body(optional=True)
+    return _answer(actions.claim(sid, g.actor, takeover=_takeover(body)))
+
+
+@bp.post("/calls/<sid>/release")
+@basic_auth_required
+def release(sid: str):
+    """Give up a call you handle."""
+    _json_body(optional=True)
+    return _answer(actions.release(sid, g.actor))
+
+
+@bp.get("/audit")
+@basic_auth_required
+def audit_trail():
+    """The audit trail, newest first (admins only): ?operator=, ?call=, ?from=, ?to=
+    (YYYY-MM-DD), ?page=, ?per_page=."""
+    if not g.operator.is_admin:
+        abort(403, description="Only admins can read the audit trail.")
+    try:
+        filters = audit.Filters.from_args(request.args)
+    except audit.BadFilter as error:
+        abort(400, description=str(error))
+    page = _positive_int_arg("page", 1)
+    per_page = min(_positive_int_arg("per_page", audit.PER_PAGE), MAX_PER_PAGE)
+    entries, total = audit.search(filters, page, per_page)
+    return jsonify(entries=[entry.to_dict() for entry in entries], page=page, per_page=per_page,
+                   total=total, pages=max(1, -(-total // per_page)))

@@ -15,11 +15,12 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import api
+import auth
+import operators
 import panel
 import voice
-from auth import CLOSED_MESSAGE
 from config import database_url, load_config
-from database import init_db
+from database import SCHEMA_CURRENT, init_db
 from models import db
 
 csrf = CSRFProtect()
@@ -54,7 +55,9 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
-    panel.init_app(app)  # login, /admin pages and actions; its forms keep CSRF checks
+    auth.init_app(app)  # logins, sessions, the throttle; the ADMIN_USERNAME account
+    panel.init_app(app)  # /admin pages and actions; its forms keep CSRF checks
+    operators.init_app(app)  # accounts: /admin/operators, /admin/audit, `flask operators …`
 
     app.add_url_rule("/healthz", "healthz", lambda: Response("ok\n", mimetype="text/plain"))
     app.before_request(_refuse_nul_characters)
@@ -134,5 +137,7 @@ def _warn_about_settings(app: Flask) -> None:
         )
     elif not app.config["TWILIO_AUTH_TOKEN"]:
         app.logger.warning("TWILIO_AUTH_TOKEN is not set: every webhook will be refused (403).")
-    if not app.config["ADMIN_PASSWORD"]:
-        app.logger.warning(CLOSED_MESSAGE)
+    if app.extensions[SCHEMA_CURRENT]:
+        with app.app_context():
+            if not auth.login_is_possible():
+                app.logger.warning(auth.CLOSED_MESSAGE)

@@ -23,6 +23,8 @@ BASELINE_REVISION = "a1f0c0de0001"
 _MIGRATION_LOCK_KEY = 0x5B0A_4D16
 
 _WRITER_QUEUE = "switchboard.writer_queue"
+# app.extensions[SCHEMA_CURRENT]: False while the database waits for `flask db upgrade`.
+SCHEMA_CURRENT = "switchboard.schema_current"
 # How long a writer waits for another worker's transaction before SQLite gives up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -42,10 +44,14 @@ def init_db(app: Flask) -> None:
         if app.config["AUTO_MIGRATE"]:
             with _schema_lock(engine, sqlite_file):
                 upgrade_schema()
-        elif not schema_is_current():
-            app.logger.error("The database schema is not up to date and AUTO_MIGRATE is off: "
-                             "run `flask --app app db upgrade`.")
+            current = True
+        else:
+            current = schema_is_current()
+            if not current:
+                app.logger.error("The database schema is not up to date and AUTO_MIGRATE is "
+                                 "off: run `flask --app app db upgrade`.")
     app.extensions[_WRITER_QUEUE] = sqlite_file and sqlite_file + ".write-lock"
+    app.extensions[SCHEMA_CURRENT] = current
 
 
 def upgrade_schema() -> None:

@@ -1,8 +1,10 @@
 """Database models: the calls Twilio told us about, their callbacks, and operator actions."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
+from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -29,6 +31,8 @@ CANCELABLE_STATUSES = ("queued", "initiated", "ringing")
 # The highest page number a list accepts: far beyond any real history, and small enough that
 # the offset it makes fits every database's integers.
 MAX_PAGE = 1_000_000
+# An operator "has a call's page open" if its page polled within this many seconds.
+VIEWER_SECONDS = 10
 
 
 def utcnow() -> datetime:
@@ -72,6 +76,11 @@ class Call(db.Model):
     duration: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The operator who claimed the call ("I'm on it"). Webhooks never write these columns, and
+    # the claim counts only while the call is live (`handler`), so ending a call costs nothing.
+    handler_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", name="fk_calls_handler_id_operators"))
+    claimed_at: Mapped[datetime | None]
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", lazy="select"
@@ -79,6 +88,12 @@ class Call(db.Model):
     actions: Mapped[list[OperatorAction]] = relationship(
         back_populates="call", order_by="OperatorAction.id", lazy="select"
     )
+    handler_operator: Mapped[Operator | None] = relationship(lazy="select")
+
+    @property
+    def handler(self) -> Operator | None:
+        """The operator handling the call: its claim ends when the call ends."""
+        return self.handler_operator if self.is_active else None
 
     @property
     def is_active(self) -> bool:
@@ -104,6 +119,7 @@ class Call(db.Model):
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "duration": self.duration,
+            "handler": self.handler.username if self.handler else None,
         }
 
 
@@ -143,19 +159,30 @@ class CallEvent(db.Model):
 
 
 class OperatorAction(db.Model):
-    """Something an operator (or a script) asked Twilio to do to a call, and the answer."""
+    """The audit trail: everything an operator did, and what came of it. Actions on calls
+    (Twilio's answer or error), claims, releases and takeovers carry the call; logins, logouts
+    and changes to operator accounts carry none."""
 
     __tablename__ = "operator_actions"
+    __table_args__ = (Index("ix_operator_actions_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Empty when the action failed before Twilio gave the call a SID (a refused "place a call").
     call_sid: Mapped[str | None] = mapped_column(ForeignKey("calls.sid"), index=True)
+    # The operator's username (kept as it was when they acted; also for unknown usernames of
+    # failed logins), and their account when there is one.
     operator: Mapped[str] = mapped_column(String(255))
-    action: Mapped[str] = mapped_column(String(32))  # hangup, cancel, redirect, twiml, place, sync
+    operator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", name="fk_operator_actions_operator_id_operators"), index=True)
+    via: Mapped[str] = mapped_column(String(8), default="panel", server_default="panel")  # panel, api, cli
+    # hangup, cancel, redirect, twiml, place, sync, claim, release, takeover, login,
+    # login-failed, logout, operator-add, operator-deactivate, …
+    action: Mapped[str] = mapped_column(String(32))
     params: Mapped[str] = mapped_column(Text)  # what was sent, as JSON
     ok: Mapped[bool]
     result: Mapped[str] = mapped_column(Text)  # Twilio's answer or error, as text
     error_code: Mapped[int | None]
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's IP address
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     call: Mapped[Call | None] = relationship(back_populates="actions")
@@ -166,13 +193,108 @@ class OperatorAction(db.Model):
             "id": self.id,
             "call_sid": self.call_sid,
             "operator": self.operator,
+            "via": self.via,
             "action": self.action,
-            "params": self.params,
+            "params": self.parameters,
             "ok": self.ok,
             "result": self.result,
             "error_code": self.error_code,
+            "address": self.address,
             "created_at": isoformat(self.created_at),
         }
+
+    @property
+    def parameters(self) -> dict:
+        """What was sent, as an object."""
+        try:
+            value = json.loads(self.params or "{}")
+        except ValueError:
+            return {"raw": self.params}
+        return value if isinstance(value, dict) else {"value": value}
+
+
+ROLES = ("operator", "admin")
+
+
+class Operator(UserMixin, db.Model):
+    """A person who uses the panel or the API, with their own login."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="operator")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    def get_id(self) -> str | None:
+        """Flask-Login keeps this in the session cookie: the session's token, never the id."""
+        return getattr(self, "session_token", None)
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins also manage operators and read the whole audit trail."""
+        return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated operator is logged out
+        return self.active
+
+    @property
+    def name(self) -> str:
+        """How other operators see them."""
+        return self.display_name or self.username
+
+    def to_dict(self) -> dict:
+        """The operator as the API and `operators list` show them."""
+        return {
+            "username": self.username, "name": self.display_name, "role": self.role,
+            "active": self.active, "created_at": isoformat(self.created_at),
+            "last_login_at": isoformat(self.last_login_at),
+        }
+
+
+class OperatorSession(db.Model):
+    """A logged-in browser. The cookie carries a random token; only its hash is stored, and
+    deleting the row (logout, deactivation, a new password) ends the session everywhere."""
+
+    __tablename__ = "operator_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    operator: Mapped[Operator] = relationship(lazy="joined")
+
+
+class LoginFailure(db.Model):
+    """One failed login, kept for the throttle's window (shared by every worker and instance)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))  # lower case, cut to the column
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CallView(db.Model):
+    """An operator had a call's page open at `seen_at` (its polling refreshes it)."""
+
+    __tablename__ = "call_views"
+
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.sid"), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    operator: Mapped[Operator] = relationship(lazy="joined")
 
 
 def isoformat(value: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""The operator panel: login, the live list, history, a call's page, and the operator actions.
+"""The operator panel: the live list, history, a call's page, and the operator actions.
 
 Live updates are htmx polling of server-rendered partials: the database is the only source
 of truth, so it works with any number of gunicorn workers. Each partial is one template,
@@ -9,12 +9,11 @@ the polled regions.
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import click
 from flask import (
@@ -27,40 +26,32 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import (
-    LoginManager,
-    UserMixin,
-    current_user,
-    login_required,
-    login_user,
-    logout_user,
-)
-from flask_wtf import FlaskForm
+from flask_login import current_user, login_required
 from sqlalchemy import and_, func, or_, select
-from wtforms import PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
 
 import actions
 import call_control
 import twiml
-from auth import CLOSED_MESSAGE, credentials_valid, login_is_possible
+from audit import Actor
 from call_control import ControlError
 from models import (
     ACTIVE_STATUSES,
     MAX_PAGE,
     STATUS_RANK,
+    VIEWER_SECONDS,
     Call,
     CallEvent,
+    CallView,
     OperatorAction,
     db,
     utcnow,
 )
 
 bp = Blueprint("panel", __name__, cli_group=None)
-login_manager = LoginManager()
 
 HISTORY_PER_PAGE = 50
 # After a call ends its page keeps polling this long, for the callbacks that follow the end.
@@ -69,103 +60,9 @@ FINGERPRINT_HEADER = "X-Fingerprint"
 
 
 def init_app(app: Flask) -> None:
-    """Register the panel: blueprint, Flask-Login, and the sync-calls CLI command."""
-    login_manager.init_app(app)
-    login_manager.login_view = "panel.login"
-    login_manager.login_message = "Please log in to use the operator panel."
+    """Register the panel's pages and the sync-calls CLI command."""
     app.register_blueprint(bp)
     app.jinja_env.globals["status_class"] = status_class
-
-
-# -------------------------------------------------------------- login
-
-class Operator(UserMixin):
-    """The one operator account. Its id carries a digest of the password, so changing
-    ADMIN_PASSWORD logs every existing session out."""
-
-    def __init__(self, username: str):
-        self.username = username
-        self.id = f"{username}|{_password_digest()}"
-
-
-def _password_digest() -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, current_app.config["ADMIN_PASSWORD"].encode(), "sha256").hexdigest()[:32]
-
-
-@login_manager.user_loader
-def load_operator(user_id: str) -> Operator | None:
-    """The operator for a session, if that session is still valid."""
-    if not login_is_possible():
-        return None
-    expected = Operator(current_app.config["ADMIN_USERNAME"])
-    if hmac.compare_digest(user_id.encode(), expected.id.encode()):
-        return expected
-    return None
-
-
-@login_manager.unauthorized_handler
-def unauthorized():
-    """No session: pages go to the login page; htmx pollers are told to go there too."""
-    login_url = url_for("panel.login", next=_safe_next(request.full_path))
-    if request.headers.get("HX-Request"):
-        return Response(status=401, headers={"HX-Redirect": login_url})
-    flash(login_manager.login_message, "info")
-    return redirect(login_url)
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths are followed after login (no open redirect)."""
-    if not target:
-        return None
-    target = target.rstrip("?")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
-        return None
-    return target
-
-
-class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
-    submit = SubmitField("Log in")
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    """The login page; with ADMIN_PASSWORD unset it says why nobody can log in."""
-    if current_user.is_authenticated:
-        return redirect(url_for("panel.live"))
-    form = LoginForm()
-    open_for_login = login_is_possible()
-    status = 200
-    if request.method == "POST":
-        if not open_for_login:
-            status = 403
-        elif form.validate_on_submit() and credentials_valid(form.username.data, form.password.data):
-            target = _safe_next(request.args.get("next")) or url_for("panel.live")
-            session.clear()  # a fresh session for the logged-in operator
-            login_user(Operator(current_app.config["ADMIN_USERNAME"]))
-            return redirect(target)
-        else:
-            status = 401
-            if form.errors.get("csrf_token"):
-                status = 400
-                flash("The form expired. Please try again.", "error")
-            else:
-                flash("Wrong username or password.", "error")
-    return render_template("login.html", form=form, open_for_login=open_for_login,
-                           closed_message=CLOSED_MESSAGE), status
-
-
-@bp.post("/logout")
-def logout():
-    """Log out (a POST with the CSRF token, so no other site can log the operator out)."""
-    logout_user()
-    session.clear()
-    flash("You are logged out.", "info")
-    return redirect(url_for("panel.login"))
 
 
 @bp.get("/")
@@ -190,12 +87,15 @@ def status_class(status: str) -> str:
     return "status-" + (status if status in STATUS_RANK else "unknown")
 
 
-def _live_rows() -> list[LiveRow]:
-    """Live calls, newest first, each child leg right under its parent."""
-    calls = db.session.scalars(
-        select(Call).where(Call.status.in_(ACTIVE_STATUSES))
+def _live_rows(mine: bool = False) -> list[LiveRow]:
+    """Live calls, newest first, each child leg right under its parent; `mine`: only the
+    calls the current operator handles."""
+    query = select(Call).where(Call.status.in_(ACTIVE_STATUSES)) \
+        .options(joinedload(Call.handler_operator)) \
         .order_by(Call.created_at.desc(), Call.sid.desc())
-    ).all()
+    if mine:
+        query = query.where(Call.handler_id == current_user.id)
+    calls = db.session.scalars(query).all()
     stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
     live_sids = {c.sid for c in calls}
     children: dict[str, list[Call]] = {}
@@ -223,12 +123,14 @@ def _unchanged(fingerprint: str) -> bool:
 
 
 def _live_context() -> dict:
-    rows = _live_rows()
-    fingerprint = _fingerprint([
+    mine = request.args.get("mine") == "1"
+    rows = _live_rows(mine)
+    fingerprint = _fingerprint([mine, current_user.id] + [
         (r.call.sid, r.call.status, r.depth, r.stale, r.call.from_number, r.call.to_number,
-         r.call.caller_name, r.call.direction, r.call.created_at) for r in rows
+         r.call.caller_name, r.call.direction, r.call.created_at, r.call.handler_id)
+        for r in rows
     ])
-    return {"rows": rows, "fingerprint": fingerprint,
+    return {"rows": rows, "fingerprint": fingerprint, "mine": mine,
             "poll_ms": current_app.config["PANEL_POLL_MS"]}
 
 
@@ -339,15 +241,18 @@ def _call_context(call: Call) -> dict:
     stale = call.is_active and call.updated_at < utcnow() - timedelta(
         seconds=current_app.config["STALE_AFTER_SECONDS"])
     polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
+    _seen(call)
+    others = [v for v in viewers(call.sid) if v.id != current_user.id]
     fingerprint = _fingerprint([
-        call.status, call.duration, stale, polling, [e.id for e in events],
+        call.status, call.duration, stale, polling, [e.id for e in events], call.handler_id,
+        [v.username for v in others],
         [a.id for a in operator_actions], [(c.sid, c.status) for c in children],
         json.dumps(transcript, sort_keys=True, default=str), transcript_error,
     ])
     return {
         "call": call, "events": events, "operator_actions": operator_actions,
         "children": children, "transcript": transcript, "transcript_error": transcript_error,
-        "stale": stale, "polling": polling, "fingerprint": fingerprint,
+        "stale": stale, "polling": polling, "fingerprint": fingerprint, "other_viewers": others,
         "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
         "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,
     }
@@ -386,8 +291,33 @@ def call_live(sid: str):
 
 # -------------------------------------------------------------- actions
 
-def _operator() -> str:
-    return current_user.username
+def _actor() -> Actor:
+    return Actor.of(current_user, "panel")
+
+
+def _takeover() -> bool:
+    return request.form.get("takeover") == "1"
+
+
+def _seen(call: Call) -> None:
+    """Note that the current operator has the call's page open (its polling keeps it fresh)."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(db.engine.dialect.name)
+    values = {"call_sid": call.sid, "operator_id": current_user.id, "seen_at": utcnow()}
+    if dialect is None:  # other databases: a plain merge
+        db.session.merge(CallView(**values))
+    else:
+        statement = dialect.insert(CallView).values(values)
+        db.session.execute(statement.on_conflict_do_update(
+            index_elements=["call_sid", "operator_id"], set_={"seen_at": values["seen_at"]}))
+    db.session.commit()
+
+
+def viewers(sid: str) -> list:
+    """Operators who had the call's page open in the last VIEWER_SECONDS, by username."""
+    since = utcnow() - timedelta(seconds=VIEWER_SECONDS)
+    views = db.session.scalars(select(CallView).where(CallView.call_sid == sid,
+                                                      CallView.seen_at > since)).all()
+    return sorted((view.operator for view in views), key=lambda operator: operator.username)
 
 
 def _after_action(result: actions.ActionResult, sid: str, values: dict | None = None):
@@ -409,14 +339,14 @@ def _after_action(result: actions.ActionResult, sid: str, values: dict | None = 
 @login_required
 def hang_up(sid: str):
     """Hang up a call (the button asks for confirmation first)."""
-    return _after_action(actions.hang_up(sid, _operator()), sid)
+    return _after_action(actions.hang_up(sid, _actor(), _takeover()), sid)
 
 
 @bp.post("/admin/calls/<sid>/cancel")
 @login_required
 def cancel(sid: str):
     """Cancel a queued or ringing call."""
-    return _after_action(actions.cancel(sid, _operator()), sid)
+    return _after_action(actions.cancel(sid, _actor(), _takeover()), sid)
 
 
 @bp.post("/admin/calls/<sid>/redirect")
@@ -424,7 +354,7 @@ def cancel(sid: str):
 def redirect_call(sid: str):
     """Redirect a call to a TwiML URL."""
     url, method = request.form.get("url", ""), request.form.get("method", "POST")
-    result = actions.redirect(sid, url, method, _operator())
+    result = actions.redirect(sid, url, method, _actor(), _takeover())
     return _after_action(result, sid, {"url": url, "method": method})
 
 
@@ -433,7 +363,28 @@ def redirect_call(sid: str):
 def send_twiml(sid: str):
     """Send TwiML to a call (checked before anything reaches Twilio)."""
     text = request.form.get("twiml", "")
-    return _after_action(actions.send_twiml(sid, text, _operator()), sid, {"twiml": text})
+    return _after_action(actions.send_twiml(sid, text, _actor(), _takeover()), sid, {"twiml": text})
+
+
+@bp.post("/admin/calls/<sid>/claim")
+@login_required
+def claim(sid: str):
+    """Claim a call: "I'm on it"."""
+    return _after_action(actions.claim(sid, _actor()), sid)
+
+
+@bp.post("/admin/calls/<sid>/takeover")
+@login_required
+def takeover(sid: str):
+    """Take a call over from the operator handling it (the button asks first)."""
+    return _after_action(actions.claim(sid, _actor(), takeover=True), sid)
+
+
+@bp.post("/admin/calls/<sid>/release")
+@login_required
+def release(sid: str):
+    """Give a call up, so another operator can claim it."""
+    return _after_action(actions.release(sid, _actor()), sid)
 
 
 @bp.post("/admin/calls")
@@ -441,7 +392,7 @@ def send_twiml(sid: str):
 def place_call():
     """Place an outbound call; it is tracked like an inbound one."""
     result = actions.place_call(request.form.get("to"), request.form.get("from") or None,
-                                _operator())
+                                _actor())
     flash(result.message, "ok" if result.ok else "error")
     if result.ok:
         return redirect(url_for("panel.call_page", sid=result.call_sid))
@@ -452,7 +403,7 @@ def place_call():
 @login_required
 def sync():
     """Fetch the real status of every live call from Twilio and record what changed."""
-    result = actions.sync_live_calls(_operator())
+    result = actions.sync_live_calls(_actor())
     flash(result.message, "ok" if result.ok else "error")
     return redirect(url_for("panel.live"))
 
@@ -483,7 +434,7 @@ def _demo_mode() -> bool:
 def sync_calls_command():
     """Fetch the real status of calls the database thinks are live, and record changes."""
     with current_app.test_request_context(current_app.config["PUBLIC_URL"] or "/"):
-        result = actions.sync_live_calls("cli")
+        result = actions.sync_live_calls(Actor(getpass.getuser(), None, "cli"))
     click.echo(result.message)
     if not result.ok:
         raise SystemExit(1)

@@ -23,12 +23,30 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Run the migrations on a connection of the app's engine, one transaction for all."""
+    """Run the migrations on a connection of the app's engine, one transaction for all.
+
+    On SQLite, a batch migration rebuilds a table (copy, drop, rename): with foreign keys
+    enforced, dropping a table other rows refer to fails, so they are off meanwhile (the
+    pragma only changes outside a transaction) and checked once the migrations are done."""
     with migrate.db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=migrate.db.metadata,
-                          **migrate.configure_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=migrate.db.metadata,
+                              **migrate.configure_args)
+            with context.begin_transaction():
+                context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"Rows refer to missing rows after migrating: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                connection.commit()
 
 
 if context.is_offline_mode():

@@ -1,6 +1,8 @@
 """Helpers shared by tests: Twilio-style signing, inbound webhook parameters, fresh SIDs."""
 from __future__ import annotations
 
+import base64
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -44,6 +46,31 @@ class Twilio:
         target = f"{path}?{urlencode(params)}"
         signature = self.validator.compute_signature(self.base_url + target, {})
         return self.client.get(target, headers={"X-Twilio-Signature": signature})
+
+
+def basic_auth(username: str, password: str) -> dict:
+    """The Authorization header of HTTP Basic."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def add_operator(app: Flask, username: str, password: str, admin: bool = False,
+                 name: str | None = None):
+    """Create an operator account as the command line would."""
+    from audit import Actor
+    from operators import add_operator as add
+    with app.app_context():
+        return add(username, password, Actor("test", None, "cli"), name, admin).id
+
+
+def log_in(client, username: str = "admin", password: str = ADMIN_PASSWORD):
+    """Log a Flask test client in through the login form, with the form's CSRF token."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return response
 
 
 def inbound_params(sid: str, status: str = "ringing", **extra) -> dict:

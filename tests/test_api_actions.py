@@ -55,7 +55,7 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     assert set(placed.status_callback_events) == {"initiated", "ringing", "answered", "completed"}
     # Recorded at once, before any callback; the emulator may already be dialing (it starts a
     # queued call as soon as the response is out), so "initiated" is fine too.
-    assert stack.call(sid)["status"] in ("queued", "initiated")
+    assert stack.call(sid)["status"] == "queued"
     assert (stack.call(sid)["from"], stack.call(sid)["to"]) == (OUR_NUMBER, "+15555550142")
 
     stack.engine.advance(0.1)  # the emulator dials; its callbacks reach /status
@@ -63,7 +63,8 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     assert call["status"] == "ringing"
     assert [e["status"] for e in call["events"]] == ["initiated", "ringing"]
     assert call["actions"][0]["action"] == "place"
-    assert call["actions"][0]["operator"] == "admin (API)"
+    assert call["actions"][0]["operator"] == "admin"
+    assert call["actions"][0]["via"] == "api"
     assert call["actions"][0]["ok"] is True
 
 
@@ -202,7 +203,7 @@ def test_twiml_is_checked_then_sent_with_absolute_urls(stack):
     twiml = '<Response><Say>Hello from the operator</Say><Redirect>/voice/hold</Redirect></Response>'
     response = stack.post(f"/api/calls/{sid}/twiml", {"twiml": twiml})
     assert response.status_code == 200
-    sent = response.get_json()["action"]["params"]
+    sent = response.get_json()["action"]["params"]["twiml"]
     assert f"<Redirect>{stack.app_url}/voice/hold</Redirect>" in sent
     stack.engine.advance(2)
     lines = stack.engine.get(sid).transcript

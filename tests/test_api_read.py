@@ -20,11 +20,12 @@ def test_wrong_credentials_get_401(client, auth):
     assert client.get("/api/calls", auth=auth).status_code == 401
 
 
-def test_unset_password_locks_everyone_out_and_says_why(app, client):
-    app.config["ADMIN_PASSWORD"] = ""
+def test_no_operator_account_locks_everyone_out_and_says_why(make_app, database_url):
+    client = make_app(database_url, ADMIN_PASSWORD="").test_client()
     response = client.get("/api/calls", auth=("admin", ""))
     assert response.status_code == 401
-    assert "ADMIN_PASSWORD is not set" in response.json["message"]
+    assert "No operator account exists yet" in response.json["message"]
+    assert "flask --app app operators add" in response.json["message"]
 
 
 def test_list_is_newest_first_with_filters(client, twilio):

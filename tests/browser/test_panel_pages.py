@@ -91,7 +91,7 @@ def test_login_is_closed_while_admin_password_is_unset(browser, database_url):
     try:
         page = context.new_page()
         page.goto("/admin")
-        expect(page.get_by_role("alert")).to_contain_text("ADMIN_PASSWORD is not set")
+        expect(page.get_by_role("alert")).to_contain_text("No operator account exists yet")
         expect(page.get_by_label("Password")).to_be_disabled()
         response = page.request.post("/login", form={"username": "admin", "password": ""})
         assert response.status in (400, 403)

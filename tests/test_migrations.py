@@ -153,3 +153,28 @@ def twilio_for():
         return twilio
 
     return make
+
+
+def test_operators_migration_splits_the_api_marker_from_the_username(app, database_url):
+    """b2c0ffee0002: actions recorded as "admin (API)" become operator "admin", via "api"."""
+    with app.app_context():
+        config = migrate.get_config()
+        config.attributes["configure_logging"] = False
+        command.downgrade(config, BASELINE_REVISION)
+        sid = new_call_sid()
+        run_sql(database_url, f"""
+            INSERT INTO calls (sid, status, status_rank, created_at, updated_at)
+            VALUES ('{sid}', 'completed', 4, '2026-11-20 10:00:00', '2026-11-20 10:00:00');
+            INSERT INTO operator_actions (call_sid, operator, action, params, ok, result, created_at)
+            VALUES ('{sid}', 'admin (API)', 'hangup', '{{}}', true, 'ok', '2026-11-20 10:01:00');
+            INSERT INTO operator_actions (call_sid, operator, action, params, ok, result, created_at)
+            VALUES ('{sid}', 'admin', 'redirect', '{{}}', true, 'ok', '2026-11-20 10:02:00')
+        """)
+        command.upgrade(config, "b2c0ffee0002")
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT operator, via, action FROM operator_actions WHERE call_sid = :sid ORDER BY id"),
+            {"sid": sid}).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [("admin", "api", "hangup"), ("admin", "panel", "redirect")]

@@ -178,3 +178,23 @@ def test_operators_migration_splits_the_api_marker_from_the_username(app, databa
             {"sid": sid}).all()
     engine.dispose()
     assert [tuple(row) for row in rows] == [("admin", "api", "hangup"), ("admin", "panel", "redirect")]
+
+
+def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(make_app, tmp_path):
+    """SQLite migrations run in one transaction: when one fails half-way (here: a row that
+    refers to a call that does not exist, found by the foreign key check at the end), no
+    table it made is left behind and the version stays where it was."""
+    import sqlite3
+    path = tmp_path / "old.db"
+    run_sql(f"sqlite:///{path}", (DATA / "legacy_schema_sqlite.sql").read_text())
+    with sqlite3.connect(path) as connection:  # foreign keys are off in a bare connection
+        connection.execute(
+            "INSERT INTO call_events (call_sid, dedupe_key, source, status, params, received_at)"
+            " VALUES ('CA00000000000000000000000000000000', 'x', 'voice', 'ringing', '{}', "
+            "'2026-11-20 10:00:00')")
+    with pytest.raises(RuntimeError, match="Rows refer to missing rows"):
+        make_app(f"sqlite:///{path}")
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"calls", "call_events", "operator_actions"}  # exactly as it was

@@ -211,12 +211,14 @@ def record_status_callback(params) -> bool:
     change = parse_call_update(params)
     sequence = _optional_int(_first_values(params), "SequenceNumber")
     dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
-    # Everything is computed before the first write: other workers wait while we hold the lock.
+    # Everything is computed before the first write, and the connection checked out before
+    # the writers' lock: other workers wait while we hold it.
     call = _call_values(change)
     event = _event_values(change.sid, dedupe_key, "callback", change.status, params)
     # A Core transaction, not the ORM session: this runs on every webhook, and nothing here
     # needs objects. The call row first (the event refers to it); a duplicate rolls both back.
-    with writers_in_turn(), db.engine.connect() as connection, connection.begin() as transaction:
+    with db.engine.connect() as connection, writers_in_turn(), \
+            connection.begin() as transaction:
         _write_call(connection, call)
         if not _write_event(connection, event):
             transaction.rollback()
@@ -232,7 +234,7 @@ def record_voice_webhook(params, first_answer: bool) -> CallUpdate:
     call = _call_values(change)
     event = _event_values(change.sid, "voice:answered", "voice", change.status, params) \
         if first_answer else None
-    with writers_in_turn(), db.engine.begin() as connection:
+    with db.engine.connect() as connection, writers_in_turn(), connection.begin():
         _write_call(connection, call)
         if event is not None:
             _write_event(connection, event)

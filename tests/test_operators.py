@@ -223,3 +223,58 @@ def test_operators_cannot_open_admin_pages(app, client):
     assert client.get("/admin/operators").status_code == 403
     assert client.get("/admin/audit").status_code == 403
     assert client.get("/admin/audit.csv").status_code == 403
+
+
+def _csrf(client, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    return page.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+def test_admins_manage_operators_in_the_panel(app, client):
+    log_in(client)
+    token = _csrf(client, "/admin/operators")
+    response = client.post("/admin/operators", data={
+        "csrf_token": token, "username": "Carol", "name": "Carol <b>Danvers</b>",
+        "password": "carol-password-1", "role": "operator"})
+    assert response.status_code == 302
+    page = client.get("/admin/operators").get_data(as_text=True)
+    assert "Carol &lt;b&gt;Danvers&lt;/b&gt;" in page and "<b>Danvers" not in page
+    taken = client.post("/admin/operators", data={
+        "csrf_token": token, "username": "carol", "password": "another-password"})
+    assert taken.status_code == 400 and "already exists" in taken.get_data(as_text=True)
+    weak = client.post("/admin/operators/carol/password", data={"csrf_token": token,
+                                                                 "password": "short"})
+    assert weak.status_code == 400 and "at least 8 characters" in weak.get_data(as_text=True)
+
+    carol = app.test_client()
+    log_in(carol, "carol", "carol-password-1")
+    assert client.post("/admin/operators/carol/password", data={
+        "csrf_token": token, "password": "carol-password-2"}).status_code == 302
+    assert carol.get("/admin").status_code == 302  # her session ended
+    log_in(carol, "carol", "carol-password-2")
+    assert client.post("/admin/operators/carol/active", data={
+        "csrf_token": token, "active": "0"}).status_code == 302
+    assert carol.get("/admin").status_code == 302
+    assert carol.get("/api/calls", headers=basic_auth("carol", "carol-password-2")).status_code == 401
+    own = client.post("/admin/operators/admin/active", data={"csrf_token": token, "active": "0"})
+    assert own.status_code == 400 and "cannot deactivate yourself" in own.get_data(as_text=True)
+    without_token = client.post("/admin/operators/carol/active", data={"active": "1"})
+    assert without_token.status_code == 400  # CSRF
+    entries = client.get("/api/audit?operator=admin", headers=basic_auth("admin", ADMIN_PASSWORD))
+    actions = [e["action"] for e in entries.get_json()["entries"]]
+    assert {"operator-add", "operator-password", "operator-deactivate"} <= set(actions)
+
+
+def test_my_calls_shows_only_the_calls_i_handle(app, client, twilio):
+    add_operator(app, *ALICE)
+    mine, other = new_call_sid(), new_call_sid()
+    for sid in (mine, other):
+        twilio.post("/voice", inbound_params(sid))
+    client.post(f"/api/calls/{mine}/claim", json={}, headers=basic_auth(*ALICE))
+    log_in(client, *ALICE)
+    everything = client.get("/admin").get_data(as_text=True)
+    assert mine in everything and other in everything
+    only_mine = client.get("/admin?mine=1").get_data(as_text=True)
+    assert mine in only_mine and other not in only_mine
+    polled = client.get("/admin/live?mine=1", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert mine in polled and other not in polled

@@ -125,7 +125,7 @@ def redirect(sid: str, url: str | None, method: str | None, actor: Actor,
         if not url or not url.strip():
             return "A Redirect URL is required.", 400
         try:
-            resolved.append(twiml.absolute_url(url, public_base_url()))
+            resolved.append(twiml.absolute_url(url, public_base_url(), rooted=True))
         except twiml.TwimlError as error:
             return f"Redirect URL must be an http(s) URL: {error}", 400
         params["url"] = resolved[0]

@@ -183,10 +183,19 @@ def is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def absolute_url(url: str, base_url: str) -> str:
-    """Resolve a relative URL against our base; refuse anything that is not http(s) after that."""
+def absolute_url(url: str, base_url: str, rooted: bool = False) -> str:
+    """Resolve a relative URL against our base (with `rooted`, only a path starting with /,
+    as in "/voice/hold"); refuse spaces, and anything that is not http(s) after that."""
     url = url.strip()
-    resolved = urljoin(base_url.rstrip("/") + "/", url) if not urlsplit(url).scheme else url
+    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+        raise TwimlError(f"{url[:100]!r} is not a URL: it must not contain spaces.")
+    if urlsplit(url).scheme:
+        resolved = url
+    elif url.startswith("//") or (rooted and not url.startswith("/")):
+        raise TwimlError(f"{url[:100]!r} is neither an http(s) URL nor a path of ours "
+                         "starting with /.")
+    else:
+        resolved = urljoin(base_url.rstrip("/") + "/", url)
     if not is_http_url(resolved):
         raise TwimlError(f"{url[:100]!r} is not an http(s) URL.")
     return resolved

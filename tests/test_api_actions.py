@@ -161,9 +161,12 @@ def test_cancel_is_refused_for_an_answered_call(stack):
 
 def test_redirect_to_our_hold_loop_and_bad_urls(stack):
     sid = stack.ring()
-    for url in ("ftp://example.com/twiml", "javascript:alert(1)", "http://"):
+    for url in ("ftp://example.com/twiml", "javascript:alert(1)", "http://", "not a url",
+                "voice/hold"):
         response = stack.post(f"/api/calls/{sid}/redirect", {"url": url})
         assert response.status_code == 400, url
+        assert "Redirect URL must be an http(s) URL" in response.get_json()["message"]
+    assert not any("redirected" in line["text"] for line in stack.engine.get(sid).transcript)
     response = stack.post(f"/api/calls/{sid}/redirect", {"url": "/voice/gathered", "method": "PUT"})
     assert response.status_code == 400
     response = stack.post(f"/api/calls/{sid}/redirect", {"url": "/voice/gathered", "method": "GET"})

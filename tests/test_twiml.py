@@ -90,9 +90,13 @@ def test_ssml_inside_say_is_allowed():
 def test_absolute_url_accepts_only_http_and_https():
     assert twiml.absolute_url("/voice/hold", BASE) == f"{BASE}/voice/hold"
     assert twiml.absolute_url("https://x.example/t", BASE) == "https://x.example/t"
-    for bad in ("javascript:alert(1)", "ftp://x.example/", "http://", "mailto:a@b.example"):
+    for bad in ("javascript:alert(1)", "ftp://x.example/", "http://", "mailto:a@b.example",
+                "not a url", "//evil.example/x", "https://x.example/a b", "/voice\nhold"):
         with pytest.raises(twiml.TwimlError):
             twiml.absolute_url(bad, BASE)
+    assert twiml.absolute_url("hold", BASE) == f"{BASE}/hold"  # TwiML may use relative paths
+    with pytest.raises(twiml.TwimlError, match="nor a path of ours starting with /"):
+        twiml.absolute_url("hold", BASE, rooted=True)  # a Redirect URL field may not
 
 
 def test_transfer_reports_its_child_leg_to_our_status_callback():

@@ -365,11 +365,10 @@ def sync_live_calls(actor: Actor) -> ActionResult:
         _record_instance(instance, event_source="sync")
         db.session.expire_all()
         after = db.session.get(Call, sid).status
-        if after != before:
+        if after != before:  # a call sync leaves as it was gets no entry in its log
             changed.append(sid)
-        _record(sid, actor, "sync", {}, True,
-                f"Twilio reports {instance.status}; recorded {before} → {after}."
-                if after != before else f"Twilio reports {instance.status}; nothing to change.")
+            _record(sid, actor, "sync", {}, True,
+                    f"Twilio reports {instance.status}; recorded {before} → {after}.")
     message = (f"Checked {len(sids)} live call{'s' if len(sids) != 1 else ''} with Twilio: "
                f"{len(changed)} changed" + (f", {len(failed)} could not be fetched." if failed else "."))
     return ActionResult(not failed, message, 200 if not failed else 502,

@@ -241,6 +241,7 @@ def test_sync_records_what_twilio_knows(stack):
                                from_number=OUR_NUMBER, direction="outbound-api"))
         db.session.commit()
     twilio.calls(created.sid).update(status="canceled")
+    unchanged = stack.ring()  # live, as the app knows
     response = stack.post("/api/sync")
     assert response.status_code == 200
     body = response.get_json()
@@ -249,3 +250,5 @@ def test_sync_records_what_twilio_knows(stack):
     assert call["status"] == "canceled"
     assert call["events"][-1]["source"] == "sync"
     assert call["actions"][-1]["action"] == "sync"
+    assert body["checked"] == 2
+    assert stack.call(unchanged)["actions"] == []  # nothing changed: nothing in its log

@@ -31,9 +31,11 @@ def test_hang_up_from_the_live_list_asks_first_and_ends_the_call(panel: Page, st
     row = panel.locator(f"#live-calls tr[data-sid='{sid}']")
     expect(row).to_contain_text("in-progress", timeout=LIVE_TIMEOUT_MS)
 
-    panel.once("dialog", lambda dialog: dialog.dismiss())
-    row.get_by_role("button", name="Hang up").click()
+    questions = []
+    panel.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    row.get_by_role("button", name="Hang up call from +15555550121").click()
     expect(row).to_contain_text("in-progress")
+    assert questions == ["Hang up the call from +15555550121?"]
     assert stack.emulator_call(sid)["status"] == "in-progress"
 
     panel.once("dialog", lambda dialog: dialog.accept())

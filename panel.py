@@ -63,6 +63,7 @@ def init_app(app: Flask) -> None:
     """Register the panel's pages and the sync-calls CLI command."""
     app.register_blueprint(bp)
     app.jinja_env.globals["status_class"] = status_class
+    app.jinja_env.filters["pretty_xml"] = twiml.pretty
 
 
 @bp.get("/")
@@ -243,6 +244,7 @@ def _call_context(call: Call) -> dict:
     polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
+    timeline = status_timeline(events)
     fingerprint = _fingerprint([
         call.status, call.duration, stale, polling, [e.id for e in events], call.handler_id,
         [v.username for v in others],
@@ -250,12 +252,24 @@ def _call_context(call: Call) -> dict:
         json.dumps(transcript, sort_keys=True, default=str), transcript_error,
     ])
     return {
-        "call": call, "events": events, "operator_actions": operator_actions,
+        "call": call, "events": timeline, "operator_actions": operator_actions,
         "children": children, "transcript": transcript, "transcript_error": transcript_error,
         "stale": stale, "polling": polling, "fingerprint": fingerprint, "other_viewers": others,
         "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
         "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,
     }
+
+
+def status_timeline(events: list[CallEvent]) -> list[CallEvent]:
+    """One entry per status, the first that told us (an answer is reported by /voice and by
+    the `in-progress` callback; a sync may report what a callback already did)."""
+    seen: set[str] = set()
+    timeline = []
+    for event in events:
+        if event.status not in seen:
+            seen.add(event.status)
+            timeline.append(event)
+    return timeline
 
 
 def _render_call_page(call: Call, status: int = 200, values: dict | None = None):

@@ -232,3 +232,16 @@ def prepare(text: str, base_url: str) -> str:
             f"Twilio accepts at most {MAX_TWIML_CHARS}."
         )
     return document
+
+
+def pretty(text: str) -> str:
+    """TwiML indented for reading (as it was, if it does not parse or declares entities: a
+    refused document is shown, never expanded)."""
+    if "<!" in text:
+        return text
+    try:
+        root = ElementTree.fromstring(text.encode())
+    except ElementTree.ParseError:
+        return text
+    ElementTree.indent(root, space="  ")
+    return ElementTree.tostring(root, encoding="unicode")

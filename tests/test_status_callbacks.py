@@ -177,3 +177,20 @@ def test_databases_without_upsert_get_the_same_guarantees(app, twilio, monkeypat
     assert call.status == "completed"
     assert [(e.source, e.sequence_number) for e in events] == [
         ("voice", None), ("callback", 2), ("callback", 3), ("callback", 1)]
+
+
+def test_the_call_page_timeline_has_one_entry_per_status(app, twilio):
+    """An outbound call's answer is told twice (the in-progress callback and /voice), and a
+    retried callback is stored once: the timeline shows each status once."""
+    from support import log_in
+    sid = new_call_sid()
+    for seq, status in enumerate(OUTBOUND_LIFE[:3]):
+        twilio.post("/status", outbound_callback(sid, status, seq))
+    twilio.post("/voice", outbound_callback(sid, "in-progress", None))
+    client = twilio.client
+    log_in(client)
+    page = client.get(f"/admin/calls/{sid}").get_data(as_text=True)
+    timeline = page.split('class="timeline"')[1].split("</ol>")[0]
+    assert timeline.count("<li>") == 3
+    for status in ("initiated", "ringing", "in-progress"):
+        assert timeline.count(f">{status}</span>") == 1, status

@@ -104,3 +104,10 @@ def test_transfer_reports_its_child_leg_to_our_status_callback():
     number = ElementTree.fromstring(twiml.prepare(transfer.twiml, BASE)).find("Dial/Number")
     assert number.get("statusCallback") == f"{BASE}/status"
     assert number.get("statusCallbackEvent").split() == ["initiated", "ringing", "answered", "completed"]
+
+
+def test_pretty_indents_twiml_and_leaves_anything_else_alone():
+    assert twiml.pretty("<Response><Say>Hi</Say></Response>") == \
+        "<Response>\n  <Say>Hi</Say>\n</Response>"
+    for raw in ("<Response><Say>", '<!DOCTYPE r [<!ENTITY a "b">]><Response>&a;</Response>'):
+        assert twiml.pretty(raw) == raw

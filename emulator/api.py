@@ -13,12 +13,22 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, g, json, request
 
-from .engine import ALL_STATUSES, API_VERSION, CALLBACK_EVENTS, Call, Engine
+from . import limits
+from .engine import (
+    ALL_STATUSES,
+    API_VERSION,
+    CALLBACK_EVENTS,
+    Call,
+    CallNotFound,
+    CallStateError,
+    Engine,
+    Source,
+    rfc2822,
+)
 
 bp = Blueprint("twilio_api", __name__, url_prefix=f"/{API_VERSION}")
 
-#: Twilio's limit on the `Twiml` parameter (error 32018). One place for this fact.
-MAX_TWIML_CHARS = 4000
+MAX_TWIML_CHARS = limits.MAX_TWIML_CHARS
 METHODS = ("GET", "POST")
 UPDATE_STATUSES = ("canceled", "completed")
 #: Twilio's documented test numbers (reference §13): To → (code, message).
@@ -30,6 +40,21 @@ MAGIC_TO = {
 }
 #: Generic "invalid parameter" code used where Twilio documents none (see emulator/README.md).
 INVALID_PARAMETER = 20001
+#: "Invalid Timeout" (CreateCall `Timeout`).
+INVALID_TIMEOUT = 21208
+NOT_IN_PROGRESS = (21220, "Call is not in-progress. Cannot redirect.")
+
+SUBRESOURCES = (
+    ("notifications", "Notifications"),
+    ("recordings", "Recordings"),
+    ("payments", "Payments"),
+    ("events", "Events"),
+    ("siprec", "Siprec"),
+    ("streams", "Streams"),
+    ("transcriptions", "Transcriptions"),
+    ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
+    ("user_defined_messages", "UserDefinedMessages"),
+)
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -37,6 +62,50 @@ E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 def engine() -> Engine:
     """The engine of the running emulator app."""
     return current_app.extensions["emulator"]
+
+
+def format_number(number: str | None) -> str | None:
+    """Display form of a number: `(555) 555-0100` for NANP numbers, otherwise unchanged."""
+    if number is None:
+        return None
+    m = re.fullmatch(r"\+1(\d{3})(\d{3})(\d{4})", number)
+    if m:
+        return f"({m.group(1)}) {m.group(2)}-{m.group(3)}"
+    return number
+
+
+def call_resource(call: Call) -> dict[str, Any]:
+    """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat)."""
+    base = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
+    return {
+        "sid": call.sid,
+        "date_created": rfc2822(call.created),
+        "date_updated": rfc2822(call.updated or call.created),
+        "parent_call_sid": call.parent_call_sid,
+        "account_sid": call.account_sid,
+        "to": call.to,
+        "to_formatted": format_number(call.to),
+        "from": call.from_,
+        "from_formatted": format_number(call.from_),
+        "phone_number_sid": call.phone_number_sid,
+        "status": call.status,
+        "start_time": rfc2822(call.start_time),
+        "end_time": rfc2822(call.end_time),
+        "duration": str(call.duration()) if call.ended else None,
+        "price": None,
+        "price_unit": "USD",
+        "direction": call.direction,
+        "answered_by": None,
+        "api_version": API_VERSION,
+        "forwarded_from": None,
+        "group_sid": None,
+        "caller_name": call.caller_name,
+        "queue_time": "0",
+        "trunk_sid": None,
+        "uri": base + ".json",
+        "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},
+        "stir_verstat": None,
+    }
 
 
 class TwilioError(Exception):
@@ -148,17 +217,18 @@ def _enum_param(form: Any, name: str, allowed: tuple[str, ...], default: str | N
     return value
 
 
-def _int_param(form: Any, name: str, low: int, high: int | None = None) -> int | None:
+def _int_param(form: Any, name: str, low: int, high: int | None = None, code: int = INVALID_PARAMETER) -> int | None:
+    """A whole number in [low, high], else 400 with `code`. Digits only: no sign games, no floats."""
     value = form.get(name)
     if value is None or value == "":
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not an integer") from None
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?\d{1,30}", text):
+        raise TwilioError(code, f"Invalid {name}: {value[:40]!r} is not an integer")
+    number = int(text)
     if number < low or (high is not None and number > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {number} must be {bound}")
+        raise TwilioError(code, f"Invalid {name}: {number} must be {bound}")
     return number
 
 
@@ -183,7 +253,7 @@ def _not_found() -> TwilioError:
 
 
 def _existing_call(call_sid: str) -> Call:
-    """The call, or Twilio's 20404 for this path."""
+    """A snapshot of the call, or Twilio's 20404 for this path."""
     call = engine().get(call_sid)
     if call is None:
         raise _not_found()
@@ -230,78 +300,61 @@ def create_call(account_sid: str) -> Response:
         "status_callback": _url_param(form, "StatusCallback"),
         "status_callback_method": _enum_param(form, "StatusCallbackMethod", METHODS, "POST"),
         "status_callback_events": tuple(events),
-        "timeout": float(_int_param(form, "Timeout", 1, 600) or 60),
-        "time_limit": float(_int_param(form, "TimeLimit", 1) or 14400),
+        "timeout": float(_int_param(form, "Timeout", 1, limits.MAX_TIMEOUT, INVALID_TIMEOUT) or limits.DEFAULT_TIMEOUT),
+        "time_limit": float(_time_limit_param(form) or limits.DEFAULT_TIME_LIMIT),
     }
     call = engine().create_outbound(**fields)
-    return json_response(call.resource(), 201)
+    return json_response(call_resource(call), 201)
+
+
+def _time_limit_param(form: Any) -> int | None:
+    return _int_param(form, "TimeLimit", limits.MIN_TIME_LIMIT, limits.MAX_CALL_SECONDS)
 
 
 @bp.get("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def fetch_call(account_sid: str, call_sid: str) -> Response:
     """FetchCall."""
-    return json_response(_existing_call(call_sid).resource())
+    return json_response(call_resource(_existing_call(call_sid)))
 
 
 @bp.post("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def update_call(account_sid: str, call_sid: str) -> Response:
     """UpdateCall: redirect (Url/Twiml), end (Status), TimeLimit — Twilio's rules (reference §3.2, §13)."""
-    eng = engine()
-    call = _existing_call(call_sid)
+    if _existing_call(call_sid).ended:
+        raise TwilioError(*NOT_IN_PROGRESS)
     form = request.form
-    if call.ended:
-        raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")
     url = _url_param(form, "Url")
     twiml = _twiml_param(form)
     method = _enum_param(form, "Method", METHODS, "POST")
     status = _enum_param(form, "Status", UPDATE_STATUSES)
-    fallback_url = _url_param(form, "FallbackUrl")
-    fallback_method = _enum_param(form, "FallbackMethod", METHODS)
-    status_callback = _url_param(form, "StatusCallback")
-    status_callback_method = _enum_param(form, "StatusCallbackMethod", METHODS)
-    time_limit = _int_param(form, "TimeLimit", 1)
     if url is not None and twiml is not None:
         raise TwilioError(INVALID_PARAMETER, "Url and Twiml are mutually exclusive: provide only one of them")
-    # The check and the change happen under the engine's lock: the call may be answered meanwhile.
-    if status == "canceled":
-        with eng.lock:
-            if call.status in ("queued", "ringing"):
-                eng.finish(call, "canceled", reason="canceled through the REST API", sync=True)
-        return json_response(call.resource())  # an in-progress call is returned as it is
-    if status == "completed":
-        with eng.lock:
-            final = "completed" if call.answered else "canceled"
-            eng.finish(call, final, reason="ended through the REST API", sync=True)
-        return json_response(call.resource())
-    if (url is not None or twiml is not None) and call.status != "in-progress":
-        raise TwilioError(21220, "Call is not in-progress. Cannot redirect.")
-    if time_limit is not None:
-        eng.set_time_limit(call, float(time_limit))
-    if url is not None or twiml is not None:
-        with eng.lock:
-            if fallback_url is not None:
-                call.fallback_url = fallback_url
-            if fallback_method is not None:
-                call.fallback_method = fallback_method
-            # StatusCallback changes only take effect together with a redirect (reference §13).
-            if status_callback is not None:
-                call.status_callback = status_callback
-            if status_callback_method is not None:
-                call.status_callback_method = status_callback_method
-            call.updated = eng.clock.now()
-        source: tuple = ("url", url, method, []) if url is not None else ("twiml", twiml)
-        eng.schedule(0, lambda: eng.redirect(call, source))
-    return json_response(call.resource())
+    source = Source(url=url, method=method) if url is not None else Source(twiml=twiml) if twiml is not None else None
+    try:
+        call = engine().update(
+            call_sid,
+            status=status,
+            source=source,
+            fallback_url=_url_param(form, "FallbackUrl"),
+            fallback_method=_enum_param(form, "FallbackMethod", METHODS),
+            status_callback=_url_param(form, "StatusCallback"),
+            status_callback_method=_enum_param(form, "StatusCallbackMethod", METHODS),
+            time_limit=_time_limit_param(form),
+        )
+    except CallNotFound:
+        raise _not_found() from None
+    except CallStateError:
+        raise TwilioError(*NOT_IN_PROGRESS) from None
+    return json_response(call_resource(call))
 
 
 @bp.delete("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def delete_call(account_sid: str, call_sid: str) -> Response:
     """DeleteCall: 204, no body. A live call is hung up first, so nothing keeps running unseen."""
-    eng = engine()
-    call = _existing_call(call_sid)
-    if not call.ended:
-        eng.finish(call, "completed" if call.answered else "canceled", reason="deleted through the REST API", sync=True)
-    eng.delete(call_sid)
+    try:
+        engine().delete(call_sid)
+    except CallNotFound:
+        raise _not_found() from None
     return Response(status=204)
 
 
@@ -399,7 +452,7 @@ def list_calls(account_sid: str) -> Response:
 
     more = start + page_size < len(calls)
     body = {
-        "calls": [c.resource() for c in chunk],
+        "calls": [call_resource(c) for c in chunk],
         "end": start + len(chunk) - 1 if chunk else start,
         "first_page_uri": link(0),
         "next_page_uri": link(page + 1, "PA" + chunk[-1].sid) if more and chunk else None,

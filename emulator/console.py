@@ -3,14 +3,16 @@ read transcripts; and the `flask --app emulator ring` command."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 import requests
 from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
 
+from . import limits
 from .api import json_response, wrap_auth
-from .engine import Call, Engine
+from .engine import Call, CallNotFound, CallStateError, Engine, rfc2822
 
 bp = Blueprint("emulator_console", __name__)
 
@@ -48,13 +50,13 @@ def _number(value: Any, name: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         abort(json_response({"error": f"{name} must be a number of seconds"}, 400))
-    if number < 0:
-        abort(json_response({"error": f"{name} must not be negative"}, 400))
+    if not math.isfinite(number) or number < 0 or number > limits.MAX_CALL_SECONDS:
+        abort(json_response({"error": f"{name} must be between 0 and {limits.MAX_CALL_SECONDS} seconds"}, 400))
     return number
 
 
 def _known_call(sid: str) -> Call:
-    """The call, or a JSON 404 for a control endpoint."""
+    """A snapshot of the call, or a JSON 404 for a control endpoint."""
     call = engine().get(sid)
     if call is None:
         abort(json_response({"error": f"no call {sid}"}, 404))
@@ -63,7 +65,10 @@ def _known_call(sid: str) -> Call:
 
 @bp.get("/emulator/health")
 def health() -> Response:
-    """Readiness probe for launchers (no credentials needed; reveals nothing)."""
+    """Readiness probe for launchers (no credentials needed; reveals nothing): 503 when the
+    engine cannot run calls (its scheduler has stopped)."""
+    if not engine().healthy():
+        return json_response({"ok": False, "error": "the emulator's scheduler is not running"}, 503)
     return json_response({"ok": True})
 
 
@@ -103,10 +108,8 @@ def list_calls_json() -> Response:
 def transcript(sid: str) -> Response:
     """The caller's-eye transcript of one call."""
     call = _known_call(sid)
-    with engine().lock:
-        lines = list(call.transcript)
     body = call_summary(call)
-    body["transcript"] = lines
+    body["transcript"] = call.transcript
     return json_response(body)
 
 
@@ -114,14 +117,16 @@ def transcript(sid: str) -> Response:
 @wrap_auth
 def press(sid: str) -> Response:
     """The caller presses keys now."""
-    call = _known_call(sid)
+    _known_call(sid)
     digits = str(_form_or_json().get("digits") or "")
-    if not digits or any(ch not in "0123456789*#" for ch in digits):
-        return json_response({"error": "digits must be one or more of 0-9, * and #"}, 400)
-    if call.ended:
+    if not digits or len(digits) > 64 or any(ch not in "0123456789*#" for ch in digits):
+        return json_response({"error": "digits must be one to 64 of 0-9, * and #"}, 400)
+    try:
+        call = engine().press(sid, digits)
+    except CallNotFound:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    except CallStateError:
         return json_response({"error": "the call has ended"}, 409)
-    eng = engine()
-    eng.schedule(0, lambda: eng.press(call, digits))
     return json_response(call_summary(call), 202)
 
 
@@ -129,12 +134,11 @@ def press(sid: str) -> Response:
 @wrap_auth
 def hangup(sid: str) -> Response:
     """The caller (or callee, for an outbound call) hangs up now."""
-    eng = engine()
-    call = _known_call(sid)
-    if call.ended:
-        return json_response(call_summary(call), 200)
-    eng.schedule(0, lambda: eng._caller_hangs_up(call))
-    return json_response(call_summary(call), 202)
+    try:
+        call = engine().caller_hangs_up(sid)
+    except CallNotFound:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    return json_response(call_summary(call), 200 if call.ended else 202)
 
 
 PAGE = """{% autoescape true %}<!doctype html>
@@ -152,7 +156,7 @@ code{font-size:.9em}
 {% for c in calls %}
 <tr><td><a href="{{ url_for('emulator_console.call_page', sid=c.sid) }}"><code>{{ c.sid }}</code></a></td>
 <td>{{ c.direction }}</td><td>{{ c.from_ }}{% if c.caller_name %} ({{ c.caller_name }}){% endif %}</td>
-<td>{{ c.to }}</td><td>{{ c.status }}</td><td>{{ c.resource()['date_created'] }}</td></tr>
+<td>{{ c.to }}</td><td>{{ c.status }}</td><td>{{ rfc2822(c.created) }}</td></tr>
 {% else %}<tr><td colspan="6">No calls yet. Ring the app with <code>flask --app emulator ring --from +15555550123</code>.</td></tr>
 {% endfor %}</tbody></table>
 {% else %}
@@ -174,7 +178,7 @@ code{font-size:.9em}
 def index() -> str:
     """The console: every call, newest first."""
     eng = engine()
-    return render_template_string(PAGE, title="Calls", calls=eng.all_calls(), call=None, number=eng.settings.phone_number)
+    return render_template_string(PAGE, title="Calls", calls=eng.all_calls(), call=None, number=eng.settings.phone_number, rfc2822=rfc2822)
 
 
 @bp.get("/emulator/calls/<sid>")
@@ -184,9 +188,7 @@ def call_page(sid: str) -> str:
     call = eng.get(sid)
     if call is None:
         abort(404)
-    with eng.lock:
-        lines = list(call.transcript)
-    return render_template_string(PAGE, title=f"Call {sid}", call=call, lines=lines, number=eng.settings.phone_number)
+    return render_template_string(PAGE, title=f"Call {sid}", call=call, lines=call.transcript, number=eng.settings.phone_number)
 
 
 def init_cli(app: Flask) -> None:

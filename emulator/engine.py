@@ -1,9 +1,23 @@
 """Calls, their state machine, the injectable clock, and the scheduler that decides what happens next.
 
-Everything that happens *after* a REST response (ringing, answering, running TwiML, status
-callbacks) is a task on one scheduler thread, ordered by the clock. Tests use `ManualClock` and
-`Engine.advance()`, which steps emulated time and waits until every task due by then has run and
-every status callback has been delivered: fast, and never flaky.
+The engine is the only writer of call state. The REST layer and the console call its methods
+(`create_outbound`, `incoming`, `update`, `delete`, `caller_hangs_up`, `press`, …) and read
+snapshots (`get`, `all_calls`); none of them takes its lock.
+
+What happens *after* a REST response (ringing, answering, running TwiML, status callbacks) is a
+task in the call's lane (`lanes.Lanes`): one call's tasks run one at a time and in order, different
+calls' tasks run in parallel on a bounded pool, and status callbacks have lanes and a pool of their
+own. So an app URL or a callback URL that hangs delays only its own call. A task that raises ends
+its call (error 12400 in the transcript and the log); the engine goes on.
+
+Each call's TwiML is run by a `CallRunner` (interpreter.py), which owns the program and its
+wake-up token and yields typed commands (`Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+`End`); the engine decides when they happen.
+
+Time: with `RealClock` a scheduler thread hands due timers to the lanes. With `ManualClock`
+nothing happens until `Engine.advance(seconds)`, not even a zero-delay task: it moves emulated
+time from one due timer to the next, and after each waits until every lane is idle. Tests assert
+exact states, and never race.
 """
 
 from __future__ import annotations
@@ -16,11 +30,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+
+from . import limits
+from .lanes import Lanes
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +58,31 @@ SCENARIO_NO_ANSWER = "+15555550187"
 SCENARIO_FAILED = "+15555550188"
 SCENARIOS = {SCENARIO_BUSY: "busy", SCENARIO_NO_ANSWER: "no-answer", SCENARIO_FAILED: "failed"}
 
-SUBRESOURCES = (
-    ("notifications", "Notifications"),
-    ("recordings", "Recordings"),
-    ("payments", "Payments"),
-    ("events", "Events"),
-    ("siprec", "Siprec"),
-    ("streams", "Streams"),
-    ("transcriptions", "Transcriptions"),
-    ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
-    ("user_defined_messages", "UserDefinedMessages"),
-)
+#: Twilio's "Internal Failure": what a call that crashed the emulator shows in its transcript.
+INTERNAL_FAILURE = 12400
 
 
 # --------------------------------------------------------------------------- clocks
 
 
 class RealClock:
-    """Wall-clock time; the default."""
+    """Wall-clock time; the default. A scheduler thread hands due timers to the lanes."""
+
+    manual = False
 
     def now(self) -> float:
         """Seconds since the epoch."""
         return time.time()
 
     def wait(self, cond: threading.Condition, seconds: float | None) -> None:
-        """Block on `cond` (held) for at most `seconds` of this clock's time."""
-        cond.wait(timeout=seconds)
+        """Block on `cond` (held) for at most `seconds`, and never more than a second at a time."""
+        cond.wait(timeout=1.0 if seconds is None else min(max(seconds, 0.0), 1.0))
 
 
 class ManualClock:
-    """A clock that only moves when told to (`advance`). Used by tests, with `Engine.advance`."""
+    """A clock that only moves when told to. Used by tests, through `Engine.advance`."""
+
+    manual = True
 
     def __init__(self, start: float | datetime | None = None):
         if start is None:
@@ -84,13 +96,9 @@ class ManualClock:
             return self._now
 
     def advance(self, seconds: float) -> None:
-        """Move time forward; the engine notices on its next look (Engine.advance pokes it)."""
+        """Move time forward (Engine.advance does this, between due timers)."""
         with self._lock:
-            self._now += seconds
-
-    def wait(self, cond: threading.Condition, seconds: float | None) -> None:
-        """Emulated time never passes by itself: wait until poked (with a real-time safety net)."""
-        cond.wait(timeout=0.5)
+            self._now += max(0.0, seconds)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -108,20 +116,21 @@ def rfc2822(ts: float | None) -> str | None:
     return format_datetime(datetime.fromtimestamp(int(ts), tz=UTC))
 
 
-def format_number(number: str | None) -> str | None:
-    """Display form of a number: `(555) 555-0100` for NANP numbers, otherwise unchanged."""
-    if number is None:
-        return None
-    m = re.fullmatch(r"\+1(\d{3})(\d{3})(\d{4})", number)
-    if m:
-        return f"({m.group(1)}) {m.group(2)}-{m.group(3)}"
-    return number
-
-
 def geo(number: str) -> dict[str, str]:
     """Best-effort geo fields. Twilio often sends empty strings; we only know the country."""
     country = "US" if re.fullmatch(r"\+1\d{10}", number or "") else ""
     return {"City": "", "State": "", "Zip": "", "Country": country}
+
+
+def bounded_seconds(value: float, high: float = limits.MAX_DELAY_SECONDS) -> float:
+    """A duration the clock can hold: NaN and negatives are 0, anything past `high` is `high`."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(value) or value < 0:
+        return 0.0
+    return min(value, high)
 
 
 # --------------------------------------------------------------------------- settings
@@ -149,10 +158,12 @@ class Settings:
     record_seconds: float = 3.0
     time_scale: float = 1.0
     webhook_timeout: float = 15.0
+    call_workers: int = 64
+    callback_workers: int = 64
 
     def scaled(self, seconds: float) -> float:
-        """An emulated duration, multiplied by EMULATOR_TIME_SCALE."""
-        return max(0.0, float(seconds)) * self.time_scale
+        """An emulated duration (at most a call's longest), multiplied by EMULATOR_TIME_SCALE."""
+        return bounded_seconds(bounded_seconds(seconds, limits.MAX_CALL_SECONDS) * bounded_seconds(self.time_scale))
 
 
 # --------------------------------------------------------------------------- calls
@@ -160,7 +171,7 @@ class Settings:
 
 @dataclass
 class Call:
-    """One call leg and everything the emulator knows about it."""
+    """One call leg as the engine knows it. Only the engine writes it; others get snapshots."""
 
     sid: str
     account_sid: str
@@ -184,8 +195,8 @@ class Call:
     status_callback: str | None = None
     status_callback_method: str = "POST"
     status_callback_events: tuple[str, ...] = ()
-    timeout: float = 60.0
-    time_limit: float = 14400.0
+    timeout: float = float(limits.DEFAULT_TIMEOUT)
+    time_limit: float = float(limits.DEFAULT_TIME_LIMIT)
     call_token: str | None = None
     scenario: str | None = None
     hangup_after: float | None = None
@@ -194,15 +205,10 @@ class Call:
     live_digits: str = ""
     sequence: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
-    # Program state (only the scheduler thread touches these).
-    program: Any = None
-    wait_token: int = 0
-    waiting_for: str | None = None
-    #: For a <Dial> child leg: the parent's program waits for this leg to end.
-    dial_parent_token: int | None = None
-    talk_limit: float | None = None
-    running: bool = False
     children: list[str] = field(default_factory=list)
+    #: A <Dial> leg: the parent call and the wake-up token its runner waits on.
+    dial_parent: tuple[str, int] | None = None
+    talk_limit: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -215,71 +221,61 @@ class Call:
         return self.answered_at is not None
 
     def duration(self) -> int:
-        """Whole seconds from answer to end (or to now for a live call)."""
+        """Whole seconds from answer to end (0 until both are known)."""
         if self.answered_at is None or self.end_time is None:
             return 0
         return int(self.end_time - self.answered_at)
 
-    def resource(self) -> dict[str, Any]:
-        """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat)."""
-        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}"
-        if self.ended:
-            duration: str | None = str(self.duration())
-        else:
-            duration = None
-        return {
-            "sid": self.sid,
-            "date_created": rfc2822(self.created),
-            "date_updated": rfc2822(self.updated or self.created),
-            "parent_call_sid": self.parent_call_sid,
-            "account_sid": self.account_sid,
-            "to": self.to,
-            "to_formatted": format_number(self.to),
-            "from": self.from_,
-            "from_formatted": format_number(self.from_),
-            "phone_number_sid": self.phone_number_sid,
-            "status": self.status,
-            "start_time": rfc2822(self.start_time),
-            "end_time": rfc2822(self.end_time),
-            "duration": duration,
-            "price": None,
-            "price_unit": "USD",
-            "direction": self.direction,
-            "answered_by": None,
-            "api_version": API_VERSION,
-            "forwarded_from": None,
-            "group_sid": None,
-            "caller_name": self.caller_name,
-            "queue_time": "0",
-            "trunk_sid": None,
-            "uri": base + ".json",
-            "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},
-            "stir_verstat": None,
-        }
+    def snapshot(self) -> Call:
+        """A copy that later changes do not touch (take it under the engine's lock)."""
+        return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children))
 
-    def webhook_params(self, status: str | None = None) -> list[tuple[str, str]]:
-        """The parameters Twilio sends about this leg on every webhook (reference §5)."""
-        params: dict[str, str] = {
-            "AccountSid": self.account_sid,
-            "ApiVersion": API_VERSION,
-            "CallSid": self.sid,
-            "CallStatus": status or self.status,
-            "Called": self.to,
-            "Caller": self.from_,
-            "Direction": self.direction,
-            "From": self.from_,
-            "To": self.to,
-        }
-        for prefix, number in (("Called", self.to), ("Caller", self.from_), ("From", self.from_), ("To", self.to)):
-            for key, value in geo(number).items():
-                params[prefix + key] = value
-        if self.caller_name:
-            params["CallerName"] = self.caller_name
-        if self.parent_call_sid:
-            params["ParentCallSid"] = self.parent_call_sid
-        if self.call_token:
-            params["CallToken"] = self.call_token
-        return sorted(params.items())
+
+def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str]]:
+    """The parameters Twilio sends about this leg on every webhook (reference §5)."""
+    params: dict[str, str] = {
+        "AccountSid": call.account_sid,
+        "ApiVersion": API_VERSION,
+        "CallSid": call.sid,
+        "CallStatus": status or call.status,
+        "Called": call.to,
+        "Caller": call.from_,
+        "Direction": call.direction,
+        "From": call.from_,
+        "To": call.to,
+    }
+    for prefix, number in (("Called", call.to), ("Caller", call.from_), ("From", call.from_), ("To", call.to)):
+        for key, value in geo(number).items():
+            params[prefix + key] = value
+    if call.caller_name:
+        params["CallerName"] = call.caller_name
+    if call.parent_call_sid:
+        params["ParentCallSid"] = call.parent_call_sid
+    if call.call_token:
+        params["CallToken"] = call.call_token
+    return sorted(params.items())
+
+
+class CallNotFound(Exception):
+    """No call with that SID (REST: 20404)."""
+
+
+class CallStateError(Exception):
+    """The call is not in a state that allows this (REST: 21220)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a call's next TwiML comes from: a URL (with extra parameters) or inline TwiML."""
+
+    url: str | None = None
+    method: str = "POST"
+    twiml: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """The URL, or "inline TwiML", as the transcript says it."""
+        return self.url if self.url is not None else "inline TwiML"
 
 
 # --------------------------------------------------------------------------- engine
@@ -289,164 +285,243 @@ class Engine:
     """Owns the calls and runs everything that happens to them, in emulated time."""
 
     def __init__(self, settings: Settings, clock: RealClock | ManualClock | None = None, webhooks: Any = None):
-        from .webhooks import (  # late import: webhooks imports engine helpers
-            Deliverer,
-            WebhookClient,
-        )
+        from .interpreter import CallRunner  # late import: the interpreter uses engine types
+        from .webhooks import WebhookClient
 
+        self._runner_class = CallRunner
         self.settings = settings
         self.clock = clock or RealClock()
         self.webhooks = webhooks or WebhookClient(settings.auth_token, timeout=settings.webhook_timeout)
-        self.deliverer = Deliverer(self.webhooks, on_done=self._delivery_done)
-        self.calls: dict[str, Call] = {}
-        self.lock = threading.RLock()
-        self.cond = threading.Condition(self.lock)
-        self._tasks: list[tuple[float, int, Callable[[], None]]] = []
+        self.phone_number_sid = "PN" + secrets.token_hex(16)
+        self._calls: dict[str, Call] = {}
+        self._runners: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._timers: list[tuple[float, int, Call, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._running = 0
         self._open_batches = 0
-        self._thread: threading.Thread | None = None
         self._stopping = False
         self._local = threading.local()
-        self.phone_number_sid = "PN" + secrets.token_hex(16)
-
-    # ---- scheduler
-
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="emulator-engine", daemon=True)
+        self._lanes = Lanes("emulator-call", settings.call_workers, on_done=self._notify)
+        self._callbacks = Lanes("emulator-callback", settings.callback_workers, on_done=self._notify)
+        self._thread: threading.Thread | None = None
+        if not self.clock.manual:
+            self._thread = threading.Thread(target=self._scheduler, name="emulator-scheduler", daemon=True)
             self._thread.start()
-            self.deliverer.start()
 
-    def schedule(self, delay: float, fn: Callable[[], None]) -> None:
-        """Run `fn` on the scheduler thread `delay` emulated seconds from now.
+    # ---- scheduling
 
-        Inside `batch()` (a REST request) the task is held back until the response has been sent.
+    def _at(self, delay: float, call: Call, task: Callable[[], None]) -> None:
+        """Run `task` in the call's lane `delay` emulated seconds from now.
+
+        Inside `batch()` (a REST request) it is held back until the response has been sent.
         """
-        due = self.clock.now() + max(0.0, delay)
+        delay = bounded_seconds(delay)
         held = getattr(self._local, "held", None)
         if held is not None:
-            held.append((delay, fn))
+            held.append((delay, call, task))
             return
-        with self.cond:
-            self._ensure_thread()
-            heapq.heappush(self._tasks, (due, next(self._seq), fn))
-            self.cond.notify_all()
+        if delay == 0 and not self.clock.manual:
+            # Due now on the real clock: straight to the lane, without a hop through the scheduler.
+            # (Every task checks the call's state and its runner's token, so it may overtake a timer
+            # that fell due a moment earlier.)
+            self._lanes.submit(call.sid, self._guarded(call, task))
+            return
+        with self._cond:
+            heapq.heappush(self._timers, (self.clock.now() + delay, next(self._seq), call, task))
+            self._cond.notify_all()
+
+    def _post(self, call: Call, task: Callable[[], None]) -> None:
+        """Run `task` in the call's lane next: at once from a lane, else as a zero-delay timer."""
+        if getattr(self._local, "in_lane", False):
+            self._lanes.submit(call.sid, self._guarded(call, task))
+        else:
+            self._at(0, call, task)
+
+    def _guarded(self, call: Call, task: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            self._local.in_lane = True
+            try:
+                task()
+            except Exception:
+                log.exception("emulator: call %s crashed; ending it", call.sid)
+                self._crashed(call)
+            finally:
+                self._local.in_lane = False
+
+        return run
+
+    def _crashed(self, call: Call) -> None:
+        """A task of this call raised: end the call, never the engine."""
+        try:
+            self._runners.pop(call.sid, None)
+            self.note(call, "error", "Internal failure in the emulator while running this call; the call is ended", code=INTERNAL_FAILURE)
+            self._end(call, "completed" if call.answered else "failed", "internal failure")
+        except Exception:
+            log.exception("emulator: could not end crashed call %s", call.sid)
+
+    def _due(self) -> list[tuple[float, int, Call, Callable[[], None]]]:
+        """Pop the timers that are due (lock held)."""
+        now = self.clock.now()
+        due = []
+        while self._timers and self._timers[0][0] <= now:
+            due.append(heapq.heappop(self._timers))
+        return due
+
+    def _dispatch(self, due: Iterable[tuple[float, int, Call, Callable[[], None]]]) -> None:
+        for _, _, call, task in due:
+            self._lanes.submit(call.sid, self._guarded(call, task))
+
+    def _scheduler(self) -> None:
+        """Real clock: hand due timers to the lanes. Survives anything a timer or clock does."""
+        while True:
+            try:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    due = self._due()
+                    if not due:
+                        wait = self._timers[0][0] - self.clock.now() if self._timers else None
+                        self.clock.wait(self._cond, wait)
+                        continue
+                self._dispatch(due)
+            except Exception:
+                log.exception("emulator scheduler: unexpected error; going on")
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _busy(self, stalled: tuple[str, ...] = (), stalled_callbacks: tuple[str, ...] = ()) -> bool:
+        return self._open_batches > 0 or self._lanes.busy(stalled) or self._callbacks.busy(stalled_callbacks)
+
+    def _settle(self, stalled: tuple[str, ...], stalled_callbacks: tuple[str, ...], timeout: float) -> None:
+        """Manual clock: run what is due now, and wait until every lane (but the stalled ones) is idle."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                due = self._due()
+                if due:
+                    self._dispatch(due)
+                    continue
+                if not self._busy(stalled, stalled_callbacks):
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the emulator did not settle")
+                self._cond.wait(timeout=min(left, 0.05))
+
+    def advance(self, seconds: float = 0.0, stalled: Iterable[str] = (), stalled_callbacks: Iterable[str] = (),
+                timeout: float = 30.0) -> None:
+        """Manual clock only: move emulated time forward by `seconds`, running everything due.
+
+        Time moves from one due timer to the next; after each, this waits until all lanes are
+        idle, except the TwiML lanes of the calls in `stalled` and the status-callback lanes of
+        those in `stalled_callbacks` (SIDs whose app URL, or callback URL, a test keeps hanging).
+        """
+        if not self.clock.manual:
+            raise RuntimeError("advance() needs the ManualClock")
+        stalled, stalled_callbacks = tuple(stalled), tuple(stalled_callbacks)
+        target = self.clock.now() + bounded_seconds(seconds)
+        self._settle(stalled, stalled_callbacks, timeout)
+        while True:
+            with self._cond:
+                nxt = self._timers[0][0] if self._timers else None
+            if nxt is None or nxt > target:
+                break
+            self.clock.advance(nxt - self.clock.now())
+            self._settle(stalled, stalled_callbacks, timeout)
+        self.clock.advance(target - self.clock.now())
+        self._settle(stalled, stalled_callbacks, timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Manual clock: run what is due now and wait until nothing is left to do."""
+        if not self.clock.manual:
+            raise RuntimeError("wait_idle() needs the ManualClock")
+        self._settle((), (), timeout)
+
+    def healthy(self) -> bool:
+        """True while the engine can run calls: not stopped, and (real clock) its scheduler alive."""
+        if self._stopping:
+            return False
+        return self.clock.manual or (self._thread is not None and self._thread.is_alive())
+
+    def stop(self) -> None:
+        """Stop the scheduler and the worker pools (tests, server shutdown)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._lanes.stop()
+        self._callbacks.stop()
 
     def batch(self) -> Batch:
         """Hold back tasks scheduled by this thread until `Batch.release()` (after the HTTP response)."""
         return Batch(self)
 
-    def _loop(self) -> None:
-        while True:
-            with self.cond:
-                while not self._stopping:
-                    now = self.clock.now()
-                    if self._tasks and self._tasks[0][0] <= now:
-                        break
-                    wait = (self._tasks[0][0] - now) if self._tasks else None
-                    self.clock.wait(self.cond, wait)
-                if self._stopping:
-                    return
-                _, _, fn = heapq.heappop(self._tasks)
-                self._running += 1
-            try:
-                fn()
-            except Exception:  # a bug in one call must not stop the others
-                log.exception("emulator task failed")
-            finally:
-                with self.cond:
-                    self._running -= 1
-                    self.cond.notify_all()
-
-    def _delivery_done(self) -> None:
-        with self.cond:
-            self.cond.notify_all()
-
-    def _idle(self) -> bool:
-        now = self.clock.now()
-        due = bool(self._tasks) and self._tasks[0][0] <= now
-        return not due and self._running == 0 and self._open_batches == 0 and self.deliverer.idle()
-
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        """Block until nothing is due, running, held in a batch, or waiting for delivery."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            self.cond.notify_all()
-            while not self._idle():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("emulator did not settle")
-                self.cond.wait(timeout=min(left, 0.05))
-
-    def advance(self, seconds: float = 0.0, step: float = 0.25) -> None:
-        """Manual clock only: move emulated time forward in small steps, settling after each."""
-        self.wait_idle()
-        remaining = seconds
-        while True:
-            self.wait_idle()
-            if remaining <= 1e-9:
-                break
-            delta = min(step, remaining)
-            self.clock.advance(delta)
-            remaining -= delta
-        self.wait_idle()
-
-    def stop(self) -> None:
-        """Stop the scheduler and delivery threads (tests, server shutdown)."""
-        with self.cond:
-            self._stopping = True
-            self.cond.notify_all()
-        self.deliverer.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    # ---- transcript and callbacks
+    # ---- transcript, snapshots
 
     def note(self, call: Call, kind: str, text: str, **details: Any) -> None:
         """Add a line to the call's caller's-eye transcript."""
         now = self.clock.now()
         entry = {"at": rfc2822(now), "t": round(now - call.created, 3), "kind": kind, "text": text}
         entry.update(details)
-        with self.lock:
+        with self._lock:
             call.transcript.append(entry)
+
+    def get(self, sid: str) -> Call | None:
+        """A snapshot of the call with this SID, or None."""
+        with self._lock:
+            call = self._calls.get(sid)
+            return call.snapshot() if call else None
+
+    def all_calls(self) -> list[Call]:
+        """Snapshots of every call, newest first (Twilio's list order)."""
+        with self._lock:
+            calls = [c.snapshot() for c in reversed(self._calls.values())]
+        return sorted(calls, key=lambda c: c.created, reverse=True)  # stable: ties stay newest first
+
+    def _live(self, sid: str) -> Call:
+        call = self._calls.get(sid)
+        if call is None:
+            raise CallNotFound(sid)
+        return call
+
+    # ---- status callbacks
 
     def _status_callback(self, call: Call, event: str) -> None:
         """Queue one status callback (reference §4.1, §6) if the call asked for this event."""
-        if not call.status_callback:
-            return
-        if event != "completed" and event not in call.status_callback_events:
-            return
-        status = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}.get(event, call.status)
-        with self.lock:
+        with self._lock:
+            if not call.status_callback:
+                return
+            if event != "completed" and event not in call.status_callback_events:
+                return
+            status = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}.get(event, call.status)
             seq = call.sequence
             call.sequence += 1
-        params = dict(call.webhook_params(status))
-        params.update(
-            {
-                "CallbackSource": "call-progress-events",
-                "SequenceNumber": str(seq),
-                "Timestamp": rfc2822(self.clock.now()),
-            }
-        )
-        if event == "completed":
-            seconds = call.duration()
-            params["CallDuration"] = str(seconds)
-            params["Duration"] = str(math.ceil(seconds / 60))
-            params["SipResponseCode"] = str(SIP_RESPONSE_CODES.get(call.status, 200))
-        self.deliverer.submit(
-            call.status_callback,
-            call.status_callback_method,
-            sorted(params.items()),
-            on_result=lambda ok, detail: None if ok else self.note(call, "warning", detail, code=15003),
-        )
+            url, method = call.status_callback, call.status_callback_method
+            params = dict(webhook_params(call, status))
+            params.update({"CallbackSource": "call-progress-events", "SequenceNumber": str(seq), "Timestamp": rfc2822(self.clock.now())})
+            if event == "completed":
+                seconds = call.duration()
+                params["CallDuration"] = str(seconds)
+                params["Duration"] = str(math.ceil(seconds / 60))
+                params["SipResponseCode"] = str(SIP_RESPONSE_CODES.get(call.status, 200))
+
+        def deliver() -> None:
+            resp = self.webhooks.request(url, method, sorted(params.items()))
+            if not resp.ok:
+                self.note(call, "warning", f"Status callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
+
+        self._callbacks.submit(call.sid, deliver)
 
     # ---- creating calls
 
     def _add(self, call: Call) -> Call:
-        with self.lock:
+        with self._lock:
             call.updated = call.created
-            self.calls[call.sid] = call
+            self._calls[call.sid] = call
         return call
 
     def create_outbound(self, **fields: Any) -> Call:
@@ -463,17 +538,11 @@ class Engine:
         )
         self._add(call)
         self.note(call, "status", f"Call queued to {call.to}", status="queued")
-        self.schedule(0, lambda: self._dial(call))
-        return call
+        self._at(0, call, lambda: self._dial(call))
+        with self._lock:
+            return call.snapshot()
 
-    def incoming(
-        self,
-        from_: str,
-        to: str | None = None,
-        caller_name: str | None = None,
-        hangup_after: float | None = None,
-        digits: str = "",
-    ) -> Call:
+    def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None, digits: str = "") -> Call:
         """A simulated caller rings the emulator's phone number."""
         s = self.settings
         if hangup_after is None:
@@ -497,58 +566,131 @@ class Engine:
             status_callback_events=(),  # inbound calls get only the end (reference §4.1)
             call_token=f"%7B%22parentCallInfoToken%22%3A%22{secrets.token_hex(8)}%22%7D",
             hangup_after=hangup_after,
-            digit_groups=[g for g in digits.split(",")] if digits else [],
+            digit_groups=digits.split(",") if digits else [],
         )
         call.start_time = call.created
         self._add(call)
         who = f"{call.from_} ({call.caller_name})" if call.caller_name else call.from_
         self.note(call, "status", f"{who} calls {call.to}; ringing", status="ringing")
         if hangup_after:
-            self.schedule(s.scaled(hangup_after), lambda: self._caller_hangs_up(call))
-        self.schedule(0, lambda: self._start_program(call, ("url", call.url, call.method, [])))
-        return call
+            self._at(s.scaled(hangup_after), call, lambda: self._caller_hangs_up(call))
+        self._at(0, call, lambda: self._start(call, Source(url=call.url, method=call.method)))
+        with self._lock:
+            return call.snapshot()
 
-    def create_child(self, parent: Call, to: str, from_: str, noun: dict[str, Any], timeout: float, token: int) -> Call:
-        """A <Dial> leg: outbound-dial, with the parent's SID; skips queued (reference §4.1)."""
-        events = tuple(e for e in noun.get("events", ()) if e in CALLBACK_EVENTS)
-        call = Call(
-            sid=new_sid("CA"),
-            account_sid=parent.account_sid,
-            to=to,
-            from_=from_,
-            direction="outbound-dial",
-            created=self.clock.now(),
-            status="ringing",
-            parent_call_sid=parent.sid,
-            status_callback=noun.get("status_callback"),
-            status_callback_method=noun.get("status_callback_method") or "POST",
-            status_callback_events=events,
-            timeout=timeout,
-            scenario=SCENARIOS.get(to),
-            dial_parent_token=token,
-            talk_limit=noun.get("talk_limit"),
-        )
-        call.start_time = call.created
-        self._add(call)
-        parent.children.append(call.sid)
-        self._status_callback(call, "initiated")
-        self._status_callback(call, "ringing")
-        self._ring(call, answer=lambda: self._answer_child(parent, call))
-        return call
+    # ---- REST and console actions (any thread)
 
-    # ---- the state machine
+    def update(
+        self,
+        sid: str,
+        *,
+        status: str | None = None,
+        source: Source | None = None,
+        fallback_url: str | None = None,
+        fallback_method: str | None = None,
+        status_callback: str | None = None,
+        status_callback_method: str | None = None,
+        time_limit: float | None = None,
+    ) -> Call:
+        """UpdateCall's state rules (reference §3.2, §13); returns the call as it now is.
 
-    def _touch(self, call: Call, status: str) -> bool:
-        """Set the call's status, unless it has ended: a final status never changes (False then).
-
-        Checked under the lock, so a REST cancel and the scheduler's next step cannot interleave.
+        Raises CallNotFound, or CallStateError where Twilio answers 21220.
         """
-        with self.lock:
+        with self._lock:
+            call = self._live(sid)
+            if call.ended:
+                raise CallStateError(sid)
+            if status == "canceled":
+                if call.status in ("queued", "ringing"):
+                    self._end(call, "canceled", "canceled through the REST API")
+                return call.snapshot()  # an in-progress call is returned as it is
+            if status == "completed":
+                self._end(call, "completed" if call.answered else "canceled", "ended through the REST API")
+                return call.snapshot()
+            if source is not None and call.status != "in-progress":
+                raise CallStateError(sid)
+            if time_limit is not None:
+                call.time_limit = bounded_seconds(time_limit, limits.MAX_CALL_SECONDS)
+                self._arm_time_limit(call)
+            if source is not None:
+                if fallback_url is not None:
+                    call.fallback_url = fallback_url
+                if fallback_method is not None:
+                    call.fallback_method = fallback_method
+                # StatusCallback changes only take effect together with a redirect (reference §13).
+                if status_callback is not None:
+                    call.status_callback = status_callback
+                if status_callback_method is not None:
+                    call.status_callback_method = status_callback_method
+                call.updated = self.clock.now()
+                self._post(call, lambda: self._redirect(call, source))
+            return call.snapshot()
+
+    def delete(self, sid: str) -> None:
+        """REST DELETE: a live call is hung up first, so nothing keeps running unseen."""
+        with self._lock:
+            call = self._live(sid)
+            if not call.ended:
+                self._end(call, "completed" if call.answered else "canceled", "deleted through the REST API")
+            del self._calls[sid]
+
+    def caller_hangs_up(self, sid: str) -> Call:
+        """The console: the caller (or callee) hangs up now. Returns the call as it was."""
+        with self._lock:
+            call = self._live(sid)
+            if not call.ended:
+                self._at(0, call, lambda: self._caller_hangs_up(call))
+            return call.snapshot()
+
+    def press(self, sid: str, digits: str) -> Call:
+        """The console: the caller presses keys now (a waiting <Gather> takes them)."""
+        with self._lock:
+            call = self._live(sid)
+            if call.ended:
+                raise CallStateError(sid)
+            self._at(0, call, lambda: self._pressed(call, digits))
+            return call.snapshot()
+
+    # ---- the state machine (lane tasks, or under the lock)
+
+    def _set_status(self, call: Call, status: str) -> bool:
+        """Set the call's status unless it has ended: a final status never changes (False then)."""
+        with self._lock:
             if call.ended:
                 return False
             call.status = status
             call.updated = self.clock.now()
             return True
+
+    def _end(self, call: Call, status: str, reason: str | None = None) -> None:
+        """Give the call its final status now; its program, legs and end callback follow in its lane."""
+        with self._lock:
+            if call.ended:
+                return
+            call.end_time = self.clock.now()
+            call.status = status
+            call.updated = call.end_time
+        self.note(call, "status", f"Call ended: {status}" + (f" ({reason})" if reason else ""), status=status)
+        self._post(call, lambda: self._after_end(call))
+
+    def _after_end(self, call: Call) -> None:
+        runner = self._runners.pop(call.sid, None)
+        if runner is not None:
+            self._wind_down(call, runner, runner.interrupt("hangup"))
+        with self._lock:
+            children = [self._calls.get(sid) for sid in call.children]
+        for child in children:
+            if child is not None and not child.ended:
+                self._end(child, "completed" if child.answered else "canceled", "the caller hung up")
+        self._status_callback(call, "completed")
+        if call.dial_parent is not None:
+            parent_sid, token = call.dial_parent
+            with self._lock:
+                parent = self._calls.get(parent_sid)
+            if parent is not None:
+                from .interpreter import DialEnded
+
+                self._post(parent, lambda: self._resume(parent, token, DialEnded(call.sid)))
 
     def _dial(self, call: Call) -> None:
         """queued → ringing (or straight to failed for a failing number)."""
@@ -556,13 +698,13 @@ class Engine:
             return
         self._status_callback(call, "initiated")
         if call.scenario == "failed":
-            self.finish(call, "failed", reason="the number could not be reached")
+            self._end(call, "failed", "the number could not be reached")
             return
-        with self.lock:
+        with self._lock:
             if call.ended:
                 return
             call.start_time = self.clock.now()
-        if not self._touch(call, "ringing"):
+        if not self._set_status(call, "ringing"):
             return
         self.note(call, "status", f"Ringing {call.to}", status="ringing")
         self._status_callback(call, "ringing")
@@ -573,157 +715,218 @@ class Engine:
         ring = s.scaled(s.ring_seconds)
         timeout = s.scaled(call.timeout)
         if call.scenario == "failed":
-            self.schedule(0, lambda: self.finish(call, "failed", reason="the number could not be reached"))
+            self._at(0, call, lambda: self._end(call, "failed", "the number could not be reached"))
         elif call.scenario == "busy":
-            self.schedule(min(ring, timeout), lambda: self.finish(call, "busy", reason="the line is busy"))
+            self._at(min(ring, timeout), call, lambda: self._end(call, "busy", "the line is busy"))
         elif call.scenario == "no-answer" or ring >= timeout:
-            self.schedule(timeout, lambda: self.finish(call, "no-answer", reason="nobody answered"))
+            self._at(timeout, call, lambda: self._end(call, "no-answer", "nobody answered"))
         else:
-            self.schedule(ring, lambda: None if call.status != "ringing" else answer())
+            self._at(ring, call, lambda: None if call.status != "ringing" else answer())
 
     def _answer(self, call: Call) -> None:
-        now = self.clock.now()
-        with self.lock:
-            if not self._touch(call, "in-progress"):
+        with self._lock:
+            if not self._set_status(call, "in-progress"):
                 return
-            call.answered_at = now
+            call.answered_at = self.clock.now()
+            self._arm_time_limit(call)
         self.note(call, "status", "Answered", status="in-progress")
         self._status_callback(call, "answered")
-        limit = call.time_limit
-        self.schedule(self.settings.scaled(limit), lambda: self._time_limit(call, now, limit))
+
+    def _arm_time_limit(self, call: Call) -> None:
+        """(Lock held.) End the call `time_limit` seconds after its answer."""
+        if call.answered_at is None:
+            return
+        answered_at, limit = call.answered_at, call.time_limit
+        left = answered_at + self.settings.scaled(limit) - self.clock.now()
+        self._at(left, call, lambda: self._time_limit(call, answered_at, limit))
+
+    def _time_limit(self, call: Call, answered_at: float, limit: float) -> None:
+        if not call.ended and call.answered_at == answered_at and call.time_limit == limit:
+            self.note(call, "status", "Time limit reached (32015: call terminated for exceeding its maximum duration)", code=32015)
+            self._end(call, "completed", "time limit")
 
     def _answer_outbound(self, call: Call) -> None:
         self._answer(call)
+        if call.ended:
+            return
         if call.hangup_after:
-            self.schedule(self.settings.scaled(call.hangup_after), lambda: self._caller_hangs_up(call))
+            self._at(self.settings.scaled(call.hangup_after), call, lambda: self._caller_hangs_up(call))
         if call.twiml is not None and not call.url:
-            source: tuple = ("twiml", call.twiml)
+            self._start(call, Source(twiml=call.twiml))
         else:
-            source = ("url", call.url, call.method, [])
-        self._start_program(call, source)
+            self._start(call, Source(url=call.url, method=call.method))
+
+    def answer_inbound(self, call: Call) -> None:
+        """The app's TwiML picked up an inbound call: ringing → in-progress (the runner calls this)."""
+        if call.status == "ringing":
+            self._answer(call)
+
+    def _caller_hangs_up(self, call: Call) -> None:
+        if call.ended:
+            return
+        self.note(call, "hangup", "Caller hung up")
+        self._end(call, "completed" if call.answered else "canceled")
+
+    def _pressed(self, call: Call, digits: str) -> None:
+        if call.ended:
+            return
+        with self._lock:
+            call.live_digits += digits
+        self.note(call, "digits", f"Caller pressed {digits}", digits=digits)
+        runner = self._runners.get(call.sid)
+        if runner is not None and runner.waiting_for_digits:
+            self._resume(call, runner.token, "digits")
+
+    def take_digits(self, call: Call, scripted: bool) -> str:
+        """Keys for a <Gather>/<Record>: the next scripted group (when `scripted`) and those pressed live."""
+        keys = ""
+        with self._lock:
+            if scripted and call.digit_groups:
+                keys = call.digit_groups.pop(0)
+            pressed, call.live_digits = call.live_digits, ""
+        if keys:
+            self.note(call, "digits", f"Caller pressed {keys}", digits=keys)
+        return keys + pressed
+
+    def has_digits(self, call: Call) -> bool:
+        """True when the caller pressed keys no <Gather> took yet."""
+        return bool(call.live_digits)
+
+    # ---- <Dial> legs
+
+    def _dial_leg(self, parent: Call, token: int, cmd: Any) -> None:
+        """A <Dial> leg: outbound-dial, with the parent's SID; skips queued (reference §4.1)."""
+        child = Call(
+            sid=new_sid("CA"),
+            account_sid=parent.account_sid,
+            to=cmd.to,
+            from_=cmd.from_,
+            direction="outbound-dial",
+            created=self.clock.now(),
+            status="ringing",
+            parent_call_sid=parent.sid,
+            status_callback=cmd.status_callback,
+            status_callback_method=cmd.status_callback_method,
+            status_callback_events=tuple(e for e in cmd.events if e in CALLBACK_EVENTS),
+            timeout=float(cmd.timeout),
+            scenario=SCENARIOS.get(cmd.to),
+            dial_parent=(parent.sid, token),
+            talk_limit=float(cmd.time_limit),
+        )
+        child.start_time = child.created
+        self._add(child)
+        with self._lock:
+            parent.children.append(child.sid)
+
+        def ring() -> None:
+            self._status_callback(child, "initiated")
+            self._status_callback(child, "ringing")
+            self._ring(child, answer=lambda: self._answer_child(parent, child))
+
+        self._post(child, ring)
 
     def _answer_child(self, parent: Call, child: Call) -> None:
         if parent.ended:
-            self.finish(child, "canceled", reason="the caller hung up")
+            self._end(child, "canceled", "the caller hung up")
             return
         self._answer(child)
         self.note(parent, "dial", f"{child.to} answered; connected", call_sid=child.sid)
         talk = self.settings.dial_talk_seconds
         if child.talk_limit is not None:
             talk = min(talk, child.talk_limit)
-        self.schedule(self.settings.scaled(talk), lambda: self.finish(child, "completed", reason="the callee hung up"))
+        self._at(self.settings.scaled(talk), child, lambda: self._end(child, "completed", "the callee hung up"))
 
-    def answer_inbound(self, call: Call) -> None:
-        """The app's TwiML picked up an inbound call: ringing → in-progress."""
-        if call.status == "ringing":
-            self._answer(call)
+    def end_leg(self, sid: str, reason: str) -> Call | None:
+        """The runner drops a <Dial> leg (its <Dial> was interrupted); returns the leg as it ended."""
+        with self._lock:
+            child = self._calls.get(sid)
+        if child is None:
+            return None
+        self._end(child, "completed" if child.answered else "canceled", reason)
+        return self.get(sid)
 
-    def set_time_limit(self, call: Call, seconds: float) -> None:
-        """REST `TimeLimit`: a new maximum length, counted from the answer."""
-        with self.lock:
-            call.time_limit = seconds
-        if call.answered_at is not None:
-            left = call.answered_at + self.settings.scaled(seconds) - self.clock.now()
-            at = call.answered_at
-            self.schedule(max(0.0, left), lambda: self._time_limit(call, at, seconds))
+    # ---- programs (TwiML): the runner decides what comes next, the engine when
 
-    def _time_limit(self, call: Call, answered_at: float, limit: float) -> None:
-        if not call.ended and call.answered_at == answered_at and call.time_limit == limit:
-            self.note(call, "status", "Time limit reached")
-            self.hang_up(call)
-
-    def _caller_hangs_up(self, call: Call) -> None:
+    def _start(self, call: Call, source: Source) -> None:
         if call.ended:
             return
-        self.note(call, "hangup", "Caller hung up")
-        self.hang_up(call)
+        runner = self._runner_class(self, call, source)
+        self._runners[call.sid] = runner
+        self._follow(call, runner, runner.start())
 
-    def hang_up(self, call: Call, status: str | None = None) -> None:
-        """End a live call: completed if it was answered, else canceled (or the given status)."""
+    def _redirect(self, call: Call, source: Source) -> None:
+        """REST `Url`/`Twiml`: the runner winds down what runs (Dial/Enqueue actions), then runs `source`."""
         if call.ended:
             return
-        final = status or ("completed" if call.answered else "canceled")
-        self.finish(call, final)
-
-    def finish(self, call: Call, status: str, reason: str | None = None, sync: bool = False) -> None:
-        """Move a call to its final status; stop its TwiML, its dialed legs, and send the end callback.
-
-        With `sync`, only the state changes now (REST thread); the side effects are scheduled.
-        """
-        with self.lock:
-            if call.ended:
-                return
-            call.end_time = self.clock.now()
-            call.wait_token += 1
-            self._touch(call, status)
-        text = f"Call ended: {status}" + (f" ({reason})" if reason else "")
-        self.note(call, "status", text, status=status)
-        if sync:
-            self.schedule(0, lambda: self._after_finish(call))
+        runner = self._runners.get(call.sid)
+        if runner is None or runner.done:
+            self.note(call, "redirect", f"Call redirected to {source.describe()}")
+            self._start(call, source)
         else:
-            self._after_finish(call)
+            self._follow(call, runner, runner.interrupt("redirect", source))
 
-    def _after_finish(self, call: Call) -> None:
-        from .interpreter import stop_program
+    def _resume(self, call: Call, token: int, value: Any) -> None:
+        """Resume the call's runner with `value`, if it still waits on `token`."""
+        runner = self._runners.get(call.sid)
+        if runner is None or call.ended:
+            return
+        self._follow(call, runner, runner.resume(token, value))
 
-        stop_program(self, call)
-        for sid in call.children:
-            child = self.calls.get(sid)
-            if child and not child.ended:
-                self.hang_up(child)
-        self._status_callback(call, "completed")
-        if call.dial_parent_token is not None and call.parent_call_sid:
-            parent = self.calls.get(call.parent_call_sid)
-            if parent is not None:
-                self.resume(parent, call.dial_parent_token, ("dial-ended", call))
+    def _follow(self, call: Call, runner: Any, cmd: Any) -> None:
+        """Arrange for what the runner now waits on (a typed command from interpreter.py)."""
+        from .interpreter import AwaitDigits, DialLeg, End, Fetch, Park, Sleep
 
-    # ---- programs (TwiML) — the interpreter drives, the engine keeps time
+        if cmd is None:
+            if runner.done and self._runners.get(call.sid) is runner:
+                del self._runners[call.sid]
+            return
+        if call.ended:
+            self._wind_down(call, runner, cmd)
+            return
+        token = runner.token
+        if isinstance(cmd, Sleep):
+            self._at(self.settings.scaled(cmd.seconds), call, lambda: self._resume(call, token, None))
+        elif isinstance(cmd, AwaitDigits):
+            if self.has_digits(call):
+                self._at(0, call, lambda: self._resume(call, token, "digits"))
+            else:
+                self._at(self.settings.scaled(cmd.timeout), call, lambda: self._resume(call, token, "timeout"))
+        elif isinstance(cmd, Fetch):
+            # Its own lane task: between two documents the worker goes back to the pool.
+            self._post(call, lambda: self._fetch(call, runner, token, cmd))
+        elif isinstance(cmd, DialLeg):
+            self._dial_leg(call, token, cmd)
+        elif isinstance(cmd, End):
+            self._end(call, cmd.status or ("completed" if call.answered else "canceled"), cmd.reason)
+        elif isinstance(cmd, Park):
+            pass  # only a redirect or the end of the call moves it on
+        else:
+            raise TypeError(f"unknown command {cmd!r}")
 
-    def _start_program(self, call: Call, source: tuple) -> None:
-        from .interpreter import start_program
+    def _fetch(self, call: Call, runner: Any, token: int, cmd: Any) -> None:
+        if self._runners.get(call.sid) is not runner or runner.token != token:
+            return  # interrupted meanwhile
+        resp = self._request(call, cmd)
+        if call.ended:
+            return  # the end of the call interrupts the runner (see _after_end)
+        self._follow(call, runner, runner.resume(token, resp))
 
-        if not call.ended:
-            start_program(self, call, source)
+    def _request(self, call: Call, cmd: Any) -> Any:
+        with self._lock:
+            params = webhook_params(call)
+        return self.webhooks.request(cmd.url, cmd.method, params + list(cmd.extra))
 
-    def resume(self, call: Call, token: int, value: Any) -> None:
-        """Resume the call's waiting program with `value`, if it is still waiting on `token`."""
-        from .interpreter import drive
+    def _wind_down(self, call: Call, runner: Any, cmd: Any) -> None:
+        """The call has ended: only the requests the runner makes on its way out still happen."""
+        from .interpreter import Fetch
 
-        if call.program is not None and call.wait_token == token and not call.ended:
-            drive(self, call, value)
-
-    def redirect(self, call: Call, source: tuple) -> None:
-        """Replace what the call is running (REST `Url`/`Twiml`), with the interrupted verb's side effects."""
-        from .interpreter import redirect_program
-
-        if not call.ended:
-            redirect_program(self, call, source)
-
-    def press(self, call: Call, digits: str) -> None:
-        """The simulated caller presses keys now (a waiting <Gather> takes them)."""
-        with self.lock:
-            call.live_digits += digits
-        self.note(call, "digits", f"Caller pressed {digits}", digits=digits)
-        if call.waiting_for == "gather":
-            self.resume(call, call.wait_token, ("digits", None))
-
-    # ---- queries
-
-    def get(self, sid: str) -> Call | None:
-        """The call with this SID, or None."""
-        with self.lock:
-            return self.calls.get(sid)
-
-    def all_calls(self) -> list[Call]:
-        """Every call, newest first (Twilio's list order)."""
-        with self.lock:
-            calls = list(self.calls.values())
-        return sorted(calls, key=lambda c: c.created, reverse=True)
-
-    def delete(self, sid: str) -> None:
-        """Forget a call (REST DELETE)."""
-        with self.lock:
-            self.calls.pop(sid, None)
+        for _ in range(limits.MAX_DOCUMENT_CHAIN):
+            if cmd is None:
+                return
+            if isinstance(cmd, Fetch):
+                cmd = runner.resume(runner.token, self._request(call, cmd))
+            else:
+                cmd = runner.interrupt("hangup")
 
 
 class Batch:
@@ -731,11 +934,11 @@ class Batch:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.tasks: list[tuple[float, Callable[[], None]]] = []
+        self.tasks: list[tuple[float, Call, Callable[[], None]]] = []
         self.released = False
 
     def __enter__(self) -> Batch:
-        with self.engine.cond:
+        with self.engine._cond:
             self.engine._open_batches += 1
         self.engine._local.held = self.tasks
         return self
@@ -748,8 +951,8 @@ class Batch:
         if self.released:
             return
         self.released = True
-        for delay, fn in self.tasks:
-            self.engine.schedule(delay, fn)
-        with self.engine.cond:
+        for delay, call, task in self.tasks:
+            self.engine._at(delay, call, task)
+        with self.engine._cond:
             self.engine._open_batches -= 1
-            self.engine.cond.notify_all()
+            self.engine._cond.notify_all()

@@ -1,293 +1,444 @@
-"""TwiML parsed into verbs and run, writing the caller's-eye transcript.
+"""TwiML run for one call, writing the caller's-eye transcript.
 
-A call's program is a generator. It yields what it waits for — ("sleep", seconds),
-("gather", timeout), ("dial", spec) or ("wait",) — and the engine resumes it when that happens.
-A REST redirect or a hang-up is thrown into it as `Interrupt`, so an interrupted <Dial> or
-<Enqueue> can request its action URL first, as Twilio does (reference §13).
+A `CallRunner` owns its call's program (a generator over typed verbs from verbs.py) and its
+wake-up token. It yields typed commands — `Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+`End` — and the engine decides when each happens and resumes it with the result (`resume`). A
+REST redirect or the end of the call is thrown into it (`interrupt`), so an interrupted <Dial> or
+<Enqueue> can request its action URL first, as Twilio does (reference §13). The runner changes
+no call state itself: it asks the engine (`answer_inbound`, `take_digits`, `end_leg`, `note`).
 """
 
 from __future__ import annotations
 
-import logging
-import xml.etree.ElementTree as ET
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from .engine import Call, Engine, new_sid
+from . import limits, verbs
+from .engine import Call, Engine, Source, new_sid
+from .verbs import Document, TwimlError
 
-log = logging.getLogger(__name__)
-
-#: Twilio's limit on one TwiML document fetched from a URL (error 11750).
-MAX_TWIML_BYTES = 64 * 1024
 #: What Twilio says when it cannot get usable TwiML and there is no fallback.
 APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 TWIML_TYPES = ("text/xml", "application/xml", "text/html")
 
-Program = Generator[tuple, Any, None]
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """The caller listens (or waits) this many emulated seconds."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AwaitDigits:
+    """A <Gather> waits up to `timeout` seconds for keys; resumed with "digits" or "timeout"."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Request TwiML (or an action URL) with the call's parameters plus `extra`; resumed with the WebhookResponse."""
+
+    url: str
+    method: str = "POST"
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DialLeg:
+    """Place a <Dial> leg; resumed with `DialEnded` when the leg ends."""
+
+    to: str
+    from_: str
+    timeout: int
+    time_limit: int
+    status_callback: str | None
+    status_callback_method: str
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Park:
+    """Wait until a redirect or the end of the call (<Enqueue>, <Conference>, `loop="0"`)."""
+
+
+@dataclass(frozen=True)
+class End:
+    """End the call: `status`, or completed/canceled depending on whether it was answered."""
+
+    status: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DialEnded:
+    """What a `DialLeg` is resumed with: the leg that ended."""
+
+    sid: str
+
+
+Command = Sleep | AwaitDigits | Fetch | DialLeg | Park | End
+Program = Generator[Command, Any, Any]
 
 
 class Interrupt(Exception):
-    """Thrown into a running program: `kind` is "redirect" or "hangup"."""
+    """Thrown into a running program: `kind` is "redirect" (with its new source) or "hangup"."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, source: Source | None = None):
         super().__init__(kind)
         self.kind = kind
+        self.source = source
 
 
-class TwimlError(Exception):
-    """A TwiML document Twilio would refuse, with Twilio's error code."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# --------------------------------------------------------------------------- the runner
 
 
-def parse_twiml(text: str | bytes) -> ET.Element:
-    """Parse a TwiML document; raise TwimlError 12100 (not XML) or 12102 (root is not <Response>)."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise TwimlError(12100, f"Document parse failure: {exc}") from None
-    if root.tag != "Response":
-        raise TwimlError(12102, f"Invalid root element <{root.tag}>: the root element must be <Response>")
-    return root
+class CallRunner:
+    """One call's TwiML program and its wake-up token. Driven only from the call's lane."""
 
+    def __init__(self, engine: Engine, call: Call, source: Source):
+        self.engine = engine
+        self.call = call  # read only: the engine writes it
+        self.token = 0
+        self.done = False
+        self.waiting_for_digits = False
+        self._chain = 0
+        self._gen = self._main(source)
 
-# --------------------------------------------------------------------------- driving
+    # ---- driving (the engine calls these)
 
+    def start(self) -> Command | None:
+        """Run to the first command."""
+        return self._step(lambda: next(self._gen))
 
-def start_program(engine: Engine, call: Call, source: tuple) -> None:
-    """Start running TwiML from `source` ("url", url, method, extra) or ("twiml", text)."""
-    call.program = _run(engine, call, source)
-    drive(engine, call, None)
+    def resume(self, token: int, value: Any) -> Command | None:
+        """Resume with `value` if the program still waits on `token` (None otherwise)."""
+        if self.done or token != self.token:
+            return None
+        return self._step(lambda: self._gen.send(value))
 
+    def interrupt(self, kind: str, source: Source | None = None) -> Command | None:
+        """Throw a redirect or hang-up into the program; whatever it yields next is returned."""
+        if self.done:
+            return None
+        return self._step(lambda: self._gen.throw(Interrupt(kind, source)))
 
-def drive(engine: Engine, call: Call, value: Any, throw: BaseException | None = None) -> None:
-    """Step the call's program once and arrange for whatever it now waits on."""
-    gen = call.program
-    if gen is None:
-        return
-    call.waiting_for = None
-    try:
-        call.running = True
-        cmd = gen.throw(throw) if throw is not None else gen.send(value)
-    except (StopIteration, Interrupt):
-        if call.program is gen:
-            call.program = None
-        return
-    except Exception:
-        log.exception("TwiML program crashed")
-        if call.program is gen:
-            call.program = None
-        engine.note(call, "error", "Emulator error while running TwiML", code=12400)
-        engine.hang_up(call)
-        return
-    finally:
-        call.running = False
-    with engine.lock:
-        call.wait_token += 1
-        token = call.wait_token
-        call.waiting_for = cmd[0]
-    if cmd[0] == "sleep":
-        engine.schedule(cmd[1], lambda: engine.resume(call, token, None))
-    elif cmd[0] == "gather":
-        if call.live_digits:
-            engine.schedule(0, lambda: engine.resume(call, token, ("digits", None)))
-        else:
-            engine.schedule(cmd[1], lambda: engine.resume(call, token, ("timeout", None)))
-    elif cmd[0] == "dial":
-        spec = cmd[1]
-        engine.create_child(call, spec["to"], spec["from"], spec["noun"], spec["timeout"], token)
-    # ("wait",): nothing to schedule; only a redirect or hang-up moves on.
-
-
-def _interrupt(engine: Engine, call: Call, kind: str) -> None:
-    gen = call.program
-    if gen is None or getattr(call, "running", False):
-        return  # a running program notices `call.ended` itself
-    with engine.lock:
-        call.wait_token += 1
-    try:
-        gen.throw(Interrupt(kind))
-    except (StopIteration, Interrupt):
-        pass
-    except Exception:
-        log.exception("TwiML program crashed while interrupted")
-    finally:
-        if call.program is gen:
-            call.program = None
-        gen.close()
-
-
-def redirect_program(engine: Engine, call: Call, source: tuple) -> None:
-    """REST `Url`/`Twiml`: interrupt what runs (firing Dial/Enqueue actions), then run `source`."""
-    _interrupt(engine, call, "redirect")
-    if not call.ended:
-        what = source[1] if source[0] == "url" else "inline TwiML"
-        engine.note(call, "redirect", f"Call redirected to {what}")
-        start_program(engine, call, source)
-
-
-def stop_program(engine: Engine, call: Call) -> None:
-    """The call ended: stop its program (an <Enqueue> still reports QueueResult=hangup)."""
-    _interrupt(engine, call, "hangup")
-
-
-# --------------------------------------------------------------------------- fetching TwiML
-
-
-def _fetch(engine: Engine, call: Call, url: str, method: str, extra: list) -> tuple[ET.Element | None, int, str]:
-    """Fetch and parse TwiML; returns (root, 0, "") or (None, error code, message)."""
-    params = call.webhook_params() + list(extra)
-    resp = engine.webhooks.request(url, method, params)
-    engine.note(call, "webhook", f"{method} {resp.url} → {resp.status or resp.error}", url=resp.url, method=method)
-    if not resp.ok:
-        return None, 11200, f"HTTP retrieval failure: {resp.error or 'HTTP ' + str(resp.status)} from {url}"
-    if len(resp.body) > MAX_TWIML_BYTES:
-        return None, 11750, "TwiML response body too large"
-    ctype = resp.content_type.split(";")[0].strip().lower()
-    body = resp.body
-    if ctype == "text/plain":
-        root = ET.Element("Response")
-        ET.SubElement(root, "Say").text = body.decode("utf-8", "replace")
-        ET.SubElement(root, "Hangup")
-        return root, 0, ""
-    if ctype.startswith("audio/"):
-        root = ET.Element("Response")
-        ET.SubElement(root, "Play").text = url
-        ET.SubElement(root, "Hangup")
-        return root, 0, ""
-    if ctype not in TWIML_TYPES:
-        return None, 12300, f"Invalid Content-Type: {resp.content_type or '(none)'}"
-    try:
-        return parse_twiml(body), 0, ""
-    except TwimlError as exc:
-        return None, exc.code, exc.message
-
-
-def _load(engine: Engine, call: Call, source: tuple) -> tuple[ET.Element | None, str | None]:
-    """The TwiML to run next and its base URL; on failure the FallbackUrl, or the stock error."""
-    if source[0] == "twiml":
+    def _step(self, step: Callable[[], Command]) -> Command | None:
         try:
-            return parse_twiml(source[1]), None
+            cmd = step()
+        except (StopIteration, Interrupt):
+            self.done = True
+            return None
+        except BaseException:
+            self.done = True
+            raise
+        self.token += 1
+        self.waiting_for_digits = isinstance(cmd, AwaitDigits)
+        if not isinstance(cmd, Fetch | End):
+            self._chain = 0  # the caller hears or waits: a document chain is broken
+        return cmd
+
+    # ---- helpers
+
+    def note(self, kind: str, text: str, **details: Any) -> None:
+        self.engine.note(self.call, kind, text, **details)
+
+    def warn(self, verb: Any) -> None:
+        for code, message in verb.warnings:
+            if code:
+                self.note("warning", f"Warning {code}: {message}", code=code)
+            else:
+                self.note("warning", message)
+
+    def resolve(self, url: str | None, base: str | None) -> str | None:
+        """Make an action/Redirect URL absolute; inline TwiML has no base (error 15004)."""
+        url = (url or "").strip()
+        if not url:
+            return base
+        if urlsplit(url).scheme in ("http", "https"):
+            return url
+        if base is None:
+            self.note("error", f"Error 15004: relative URL {url!r} in TwiML that has no base URL", code=15004)
+            return None
+        return urljoin(base, url)
+
+    # ---- the program
+
+    def _main(self, source: Source) -> Program:
+        """Run `source`; a redirect starts over with its new source."""
+        while source is not None:
+            try:
+                yield from self._run(source)
+                return
+            except Interrupt as exc:
+                if exc.kind != "redirect" or self.call.ended:
+                    raise
+                source = exc.source
+                self.note("redirect", f"Call redirected to {source.describe()}")
+
+    def _run(self, source: Source | None) -> Program:
+        call = self.call
+        while source is not None and not call.ended:
+            self._chain += 1
+            if self._chain > limits.MAX_DOCUMENT_CHAIN:
+                self.note("error", f"Error 14106: document retrieval limit reached: {limits.MAX_DOCUMENT_CHAIN} documents in a row "
+                          "without the caller hearing anything (a <Redirect> loop?)", code=14106)
+                yield from self._application_error()
+                return
+            doc, base = yield from self._load(source)
+            if call.ended:
+                return
+            if doc is None:
+                yield from self._application_error()
+                return
+            first = doc.verbs[0] if doc.verbs else None
+            if call.direction == "inbound" and not isinstance(first, verbs.Reject):
+                self.engine.answer_inbound(call)
+            source = yield from self._execute(doc, base)
+        if not call.ended:
+            self.note("hangup", "No more TwiML: Twilio hung up")
+            yield End()
+
+    def _fetch(self, url: str, method: str, extra: tuple = ()) -> Generator[Command, Any, tuple[Document | None, int, str]]:
+        """Fetch and parse TwiML; returns (document, 0, "") or (None, error code, message)."""
+        resp = yield Fetch(url, method, tuple(extra))
+        self.note("webhook", f"{method} {resp.url} → {resp.status or resp.error}", url=resp.url, method=method)
+        if not resp.ok:
+            return None, 11200, f"HTTP retrieval failure: {resp.error or 'HTTP ' + str(resp.status)} from {url}"
+        if len(resp.body) > limits.MAX_TWIML_BYTES:
+            return None, 11750, "TwiML response body too large"
+        ctype = resp.content_type.split(";")[0].strip().lower()
+        if ctype == "text/plain":
+            return verbs.spoken(resp.body.decode("utf-8", "replace")), 0, ""
+        if ctype.startswith("audio/"):
+            return verbs.played(url), 0, ""
+        if ctype not in TWIML_TYPES:
+            return None, 12300, f"Invalid Content-Type: {resp.content_type or '(none)'}"
+        try:
+            return verbs.parse(resp.body), 0, ""
         except TwimlError as exc:
-            code, message, failed_url = exc.code, exc.message, None
-    else:
-        _, url, method, extra = source
-        root, code, message = _fetch(engine, call, url, method, extra)
-        if root is not None:
-            return root, url
-        failed_url = url
-    engine.note(call, "error", f"Error {code}: {message}", code=code)
-    if call.fallback_url and failed_url != call.fallback_url:
-        extra = [("ErrorCode", str(code)), ("ErrorUrl", failed_url or "")]
-        root, code, message = _fetch(engine, call, call.fallback_url, call.fallback_method, extra)
-        if root is not None:
-            return root, call.fallback_url
-        engine.note(call, "error", f"Error {code}: {message}", code=code)
-    return None, None
+            return None, exc.code, exc.message
 
+    def _load(self, source: Source) -> Generator[Command, Any, tuple[Document | None, str | None]]:
+        """The TwiML to run next and its base URL; on failure the FallbackUrl's, or None."""
+        call = self.call
+        if source.twiml is not None:
+            try:
+                return verbs.parse(source.twiml), None
+            except TwimlError as exc:
+                code, message, failed_url = exc.code, exc.message, None
+        else:
+            doc, code, message = yield from self._fetch(source.url, source.method, source.extra)
+            if doc is not None:
+                return doc, source.url
+            failed_url = source.url
+        self.note("error", f"Error {code}: {message}", code=code)
+        if call.fallback_url and failed_url != call.fallback_url and not call.ended:
+            extra = (("ErrorCode", str(code)), ("ErrorUrl", failed_url or ""))
+            doc, code, message = yield from self._fetch(call.fallback_url, call.fallback_method, extra)
+            if doc is not None:
+                return doc, call.fallback_url
+            self.note("error", f"Error {code}: {message}", code=code)
+        return None, None
 
-def _application_error(engine: Engine, call: Call) -> Program:
-    if call.direction == "inbound":
-        engine.answer_inbound(call)
-    engine.note(call, "say", APPLICATION_ERROR, voice="woman", language="en-US")
-    yield ("sleep", engine.settings.scaled(engine.settings.say_seconds))
-    engine.hang_up(call)
+    def _application_error(self) -> Program:
+        if self.call.direction == "inbound":
+            self.engine.answer_inbound(self.call)
+        self.note("say", APPLICATION_ERROR, voice="woman", language="en-US")
+        yield Sleep(self.engine.settings.say_seconds)
+        yield End()
 
-
-def _run(engine: Engine, call: Call, source: tuple | None) -> Program:
-    while source is not None and not call.ended:
-        root, base = _load(engine, call, source)
-        if call.ended:
-            return
-        if root is None:
-            yield from _application_error(engine, call)
-            return
-        first = root[0].tag if len(root) else None
-        if call.direction == "inbound" and first != "Reject":
-            engine.answer_inbound(call)
-        source = yield from _execute(engine, call, root, base)
-    if not call.ended:
-        engine.note(call, "hangup", "No more TwiML: Twilio hung up")
-        engine.hang_up(call)
-
-
-# --------------------------------------------------------------------------- verbs
-
-
-def _attr_int(el: ET.Element, name: str, default: int) -> int:
-    try:
-        return int(el.get(name, default))
-    except (TypeError, ValueError):
-        return default
-
-
-def _resolve(engine: Engine, call: Call, url: str | None, base: str | None) -> str | None:
-    """Make an action/Redirect URL absolute; inline TwiML has no base (error 15004)."""
-    url = (url or "").strip()
-    if not url:
-        return base
-    if urlsplit(url).scheme in ("http", "https"):
-        return url
-    if base is None:
-        engine.note(call, "error", f"Error 15004: relative URL {url!r} in TwiML that has no base URL", code=15004)
+    def _execute(self, doc: Document, base: str | None) -> Generator[Command, Any, Source | None]:
+        """Run the verbs of one document; return where to go next (None when they run out)."""
+        for verb in doc.verbs:
+            if self.call.ended:
+                return None
+            self.warn(verb)
+            handler = _HANDLERS.get(type(verb))
+            if handler is None:
+                continue  # Unknown: its warning (12200) said so
+            nxt = yield from handler(self, verb, base)
+            if nxt is not None:
+                return nxt
         return None
-    return urljoin(base, url)
 
+    # ---- verbs
 
-def _execute(engine: Engine, call: Call, root: ET.Element, base: str | None) -> Generator[tuple, Any, tuple | None]:
-    """Run the verbs of one document; return where to go next (or None when they run out)."""
-    for verb in list(root):
-        if call.ended:
+    def _say(self, verb: verbs.Say, base: str | None) -> Program:
+        times = "repeating" if verb.loop == 0 else verb.loop
+        self.note("say", verb.text, voice=verb.voice, language=verb.language, loop=times)
+        if verb.loop == 0:
+            yield Park()
+        yield Sleep(self.engine.settings.say_seconds * verb.loop)
+
+    def _play(self, verb: verbs.Play, base: str | None) -> Program:
+        if verb.digits:
+            self.note("play", f"Tones {verb.digits}", digits=verb.digits)
+            yield Sleep(0.5 * len(verb.digits))
+            return
+        url = urljoin(base, verb.url) if base and verb.url else verb.url
+        times = "repeating" if verb.loop == 0 else verb.loop
+        self.note("play", f"Audio {url}", url=url, loop=times)
+        if verb.loop == 0:
+            yield Park()
+        yield Sleep(self.engine.settings.play_seconds * verb.loop)
+
+    def _pause(self, verb: verbs.Pause, base: str | None) -> Program:
+        self.note("pause", f"Silence for {verb.length} s", length=verb.length)
+        yield Sleep(verb.length)
+
+    def _gather(self, verb: verbs.Gather, base: str | None) -> Generator[Command, Any, Source | None]:
+        call = self.call
+        for prompt in verb.prompts:
+            self.warn(prompt)
+            yield from _HANDLERS[type(prompt)](self, prompt, base)
+            if call.ended:
+                return None
+        self.note("gather", f"Waiting for input ({verb.input}, timeout {verb.timeout} s)", input=verb.input)
+        keys = self.engine.take_digits(call, scripted=True)
+        digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
+        while not complete and "dtmf" in verb.input:
+            got = yield AwaitDigits(verb.timeout)
+            if got == "timeout":
+                break
+            keys += self.engine.take_digits(call, scripted=False)
+            digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
+        if "speech" in verb.input and not digits:
+            self.note("gather", "The simulated caller says nothing (speech is not emulated)")
+        if digits or verb.action_on_empty_result:
+            if digits:
+                self.note("gather", f"Gathered digits {digits}", digits=digits)
+            action = self.resolve(verb.action, base)
+            if action is None:
+                if verb.action:
+                    yield End()
+                return None
+            extra = [("Digits", digits)]
+            if finished_on:
+                extra.append(("FinishedOnKey", finished_on))
+            return Source(url=action, method=verb.method, extra=tuple(extra))
+        self.note("gather", "No input; Gather timed out")
+        return None
+
+    def _redirect(self, verb: verbs.Redirect, base: str | None) -> Generator[Command, Any, Source | None]:
+        url = self.resolve(verb.url, base)
+        if url is None:
+            yield End()
             return None
-        handler = VERBS.get(verb.tag)
-        if handler is None:
-            engine.note(call, "warning", f"Warning 12200: <{verb.tag}> is not a verb the emulator runs; skipped", code=12200)
-            continue
-        nxt = yield from handler(engine, call, verb, base)
-        if nxt == "stop":
+        self.note("redirect", f"Redirect to {url}", url=url)
+        return Source(url=url, method=verb.method)
+
+    def _hangup(self, verb: verbs.Hangup, base: str | None) -> Program:
+        self.note("hangup", "Twilio hung up (<Hangup>)")
+        yield End()
+
+    def _reject(self, verb: verbs.Reject, base: str | None) -> Program:
+        if self.call.answered:
+            self.note("warning", "<Reject> after the call was answered acts as <Hangup>")
+            yield End()
+            return
+        hears = "busy tone" if verb.reason == "busy" else "not-in-service message"
+        self.note("reject", f"Call rejected ({verb.reason}): the caller hears a {hears}", reason=verb.reason)
+        yield End("busy" if verb.reason == "busy" else "no-answer", f"rejected: {verb.reason}")
+
+    def _dial(self, verb: verbs.Dial, base: str | None) -> Generator[Command, Any, Source | None]:
+        call = self.call
+        action = self.resolve(verb.action, base) if verb.action else None
+        if verb.room is not None:
+            return (yield from self._wait_in_room(verb.room, action, verb.method))
+        leg = verb.leg
+        callback = self.resolve(leg.status_callback, base) if leg.status_callback else None
+        self.note("dial", f"Dialing {leg.to}", target=leg.to, timeout=verb.timeout)
+        cmd = DialLeg(leg.to, verb.caller_id or call.from_, verb.timeout, verb.time_limit, callback, leg.status_callback_method, leg.events)
+        try:
+            ended = yield cmd
+        except Interrupt as exc:
+            child = self.engine.end_leg(call.children[-1], "the Dial was interrupted") if call.children else None
+            if action and exc.kind == "redirect":
+                self.note("dial", "Interrupted <Dial>: requesting its action (answer ignored)")
+                yield Fetch(action, verb.method, tuple(_dial_params(child, "completed")))
+            raise
+        child = self.engine.get(ended.sid)
+        self.note("dial", f"Dial ended: {child.status}", dial_status=child.status, call_sid=child.sid)
+        if action:
+            return Source(url=action, method=verb.method, extra=tuple(_dial_params(child, child.status)))
+        return None
+
+    def _wait_in_room(self, room: verbs.Room, action: str | None, method: str) -> Generator[Command, Any, None]:
+        self.note(room.kind, f"Caller joins {room.kind} {room.name!r} and waits", name=room.name)
+        started = self.engine.clock.now()
+        try:
+            yield Park()
+        except Interrupt:
+            if action:
+                waited = int(self.engine.clock.now() - started)
+                yield Fetch(action, method, (("DialCallStatus", "completed"), ("DialCallDuration", str(waited))))
+            raise
+        return None
+
+    def _room(self, verb: verbs.Room, base: str | None) -> Generator[Command, Any, None]:
+        return (yield from self._wait_in_room(verb, None, "POST"))
+
+    def _enqueue(self, verb: verbs.Enqueue, base: str | None) -> Generator[Command, Any, None]:
+        action = self.resolve(verb.action, base) if verb.action else None
+        queue_sid = "QU" + new_sid("")[:32]
+        self.note("queue", f"Caller waits in queue {verb.name!r}", queue=verb.name)
+        started = self.engine.clock.now()
+        try:
+            yield Park()
+        except Interrupt as exc:
+            result = "redirected" if exc.kind == "redirect" else "hangup"
+            self.note("queue", f"Left queue {verb.name!r}: {result}", queue_result=result)
+            if action:
+                waited = int(self.engine.clock.now() - started)
+                yield Fetch(action, verb.method, (("QueueResult", result), ("QueueSid", queue_sid), ("QueueTime", str(waited))))
+            raise
+        return None
+
+    def _record(self, verb: verbs.Record, base: str | None) -> Generator[Command, Any, Source | None]:
+        s = self.engine.settings
+        if verb.play_beep:
+            self.note("play", "Beep")
+        self.note("record", "Recording the caller")
+        spoken = min(s.record_seconds, verb.max_length)
+        yield Sleep(spoken)
+        pressed = self.engine.take_digits(self.call, scripted=False)
+        finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
+        if not finished_with and spoken < verb.max_length:
+            yield Sleep(verb.timeout)
+        recording_sid = new_sid("RE")
+        url = f"{s.public_url.rstrip('/')}/2010-04-01/Accounts/{self.call.account_sid}/Recordings/{recording_sid}"
+        self.note("record", f"Recorded {int(spoken)} s", recording_url=url, duration=int(spoken))
+        action = self.resolve(verb.action, base)
+        if action is None:
+            if verb.action:
+                yield End()
             return None
-        if nxt is not None:
-            return nxt
-    return None
+        extra = [("RecordingUrl", url), ("RecordingSid", recording_sid), ("RecordingDuration", str(int(spoken)))]
+        if finished_with:
+            extra.append(("Digits", finished_with))
+        return Source(url=action, method=verb.method, extra=tuple(extra))
 
 
-def _say(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    text = "".join(el.itertext()).strip()
-    voice = el.get("voice", "man")
-    language = el.get("language", "en-US")
-    loop = _attr_int(el, "loop", 1)
-    times = "repeating" if loop == 0 else loop
-    engine.note(call, "say", text, voice=voice, language=language, loop=times)
-    if loop == 0:
-        yield ("wait",)
-    yield ("sleep", engine.settings.scaled(engine.settings.say_seconds * max(loop, 1)))
-
-
-def _play(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    digits = el.get("digits")
-    if digits:
-        engine.note(call, "play", f"Tones {digits}", digits=digits)
-        yield ("sleep", engine.settings.scaled(0.5 * len(digits)))
-        return
-    url = (el.text or "").strip()
-    if base and url:
-        url = urljoin(base, url)
-    loop = _attr_int(el, "loop", 1)
-    times = "repeating" if loop == 0 else loop
-    engine.note(call, "play", f"Audio {url}", url=url, loop=times)
-    if loop == 0:
-        yield ("wait",)
-    yield ("sleep", engine.settings.scaled(engine.settings.play_seconds * max(loop, 1)))
-
-
-def _pause(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    length = _attr_int(el, "length", 1)
-    engine.note(call, "pause", f"Silence for {length} s", length=length)
-    yield ("sleep", engine.settings.scaled(length))
+_HANDLERS: dict[type, Callable[..., Generator[Command, Any, Any]]] = {
+    verbs.Say: CallRunner._say,
+    verbs.Play: CallRunner._play,
+    verbs.Pause: CallRunner._pause,
+    verbs.Gather: CallRunner._gather,
+    verbs.Redirect: CallRunner._redirect,
+    verbs.Hangup: CallRunner._hangup,
+    verbs.Reject: CallRunner._reject,
+    verbs.Dial: CallRunner._dial,
+    verbs.Enqueue: CallRunner._enqueue,
+    verbs.Record: CallRunner._record,
+    verbs.Room: CallRunner._room,
+}
 
 
 def _take_digits(keys: str, num_digits: int | None, finish_on_key: str) -> tuple[str, str | None, bool]:
@@ -300,133 +451,6 @@ def _take_digits(keys: str, num_digits: int | None, finish_on_key: str) -> tuple
     return keys, None, False
 
 
-def _gather(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    timeout = _attr_int(el, "timeout", 5)
-    num_digits = _attr_int(el, "numDigits", 0) or None
-    finish_on_key = el.get("finishOnKey", "#")
-    inputs = el.get("input", "dtmf")
-    for child in list(el):
-        handler = VERBS.get(child.tag) if child.tag in ("Say", "Play", "Pause") else None
-        if handler is None:
-            engine.note(call, "warning", f"Warning 12200: <{child.tag}> is not allowed in <Gather>", code=12200)
-            continue
-        yield from handler(engine, call, child, base)
-        if call.ended:
-            return "stop"
-    engine.note(call, "gather", f"Waiting for input ({inputs}, timeout {timeout} s)", input=inputs)
-    keys = ""
-    if call.digit_groups:
-        keys = call.digit_groups.pop(0)
-        if keys:
-            engine.note(call, "digits", f"Caller pressed {keys}", digits=keys)
-    keys += call.live_digits
-    call.live_digits = ""
-    digits, finished_on, complete = _take_digits(keys, num_digits, finish_on_key)
-    while not complete and "dtmf" in inputs:
-        got = yield ("gather", engine.settings.scaled(timeout))
-        if got[0] == "timeout":
-            break
-        keys += call.live_digits
-        call.live_digits = ""
-        digits, finished_on, complete = _take_digits(keys, num_digits, finish_on_key)
-    if "speech" in inputs and not digits:
-        engine.note(call, "gather", "The simulated caller says nothing (speech is not emulated)")
-    action = _resolve(engine, call, el.get("action"), base)
-    method = el.get("method", "POST").upper()
-    if digits or el.get("actionOnEmptyResult") == "true":
-        if digits:
-            engine.note(call, "gather", f"Gathered digits {digits}", digits=digits)
-        if action is None:
-            return "stop" if el.get("action") else None
-        extra = [("Digits", digits)]
-        if finished_on:
-            extra.append(("FinishedOnKey", finished_on))
-        return ("url", action, method, extra)
-    engine.note(call, "gather", "No input; Gather timed out")
-    return None
-
-
-def _redirect(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    url = _resolve(engine, call, (el.text or "").strip() or None, base)
-    if url is None:
-        engine.hang_up(call)
-        return "stop"
-    engine.note(call, "redirect", f"Redirect to {url}", url=url)
-    return ("url", url, el.get("method", "POST").upper(), [])
-    yield  # pragma: no cover - makes this a generator
-
-
-def _hangup(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    engine.note(call, "hangup", "Twilio hung up (<Hangup>)")
-    engine.hang_up(call)
-    return "stop"
-    yield  # pragma: no cover
-
-
-def _reject(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    reason = el.get("reason", "rejected")
-    if call.answered:
-        engine.note(call, "warning", "<Reject> after the call was answered acts as <Hangup>")
-        engine.hang_up(call)
-        return "stop"
-    engine.note(call, "reject", f"Call rejected ({reason}): the caller hears a {'busy tone' if reason == 'busy' else 'not-in-service message'}", reason=reason)
-    engine.finish(call, "busy" if reason == "busy" else "no-answer", reason=f"rejected: {reason}")
-    return "stop"
-    yield  # pragma: no cover
-
-
-def _dial_target(noun: ET.Element) -> str:
-    text = "".join(noun.itertext()).strip()
-    if noun.tag == "Client":
-        identity = noun.findtext("Identity") or text
-        return f"client:{identity.strip()}"
-    return text
-
-
-def _dial(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    action = _resolve(engine, call, el.get("action"), base) if el.get("action") else None
-    method = el.get("method", "POST").upper()
-    timeout = _attr_int(el, "timeout", 30)
-    time_limit = _attr_int(el, "timeLimit", 14400)
-    caller_id = el.get("callerId") or call.from_
-    nouns = list(el)
-    room = next((n for n in nouns if n.tag in ("Conference", "Queue")), None)
-    if room is not None:
-        return (yield from _wait_in_room(engine, call, room, action, method))
-    targets = [n for n in nouns if n.tag in ("Number", "Client", "Sip")]
-    if targets:
-        noun = targets[0]
-        if len(targets) > 1:
-            engine.note(call, "warning", "Only the first noun of a multi-target <Dial> is dialed by the emulator")
-    else:
-        noun = el
-    to = _dial_target(noun) if noun is not el else (el.text or "").strip()
-    spec_noun = {
-        "events": tuple((noun.get("statusCallbackEvent") or "").replace(",", " ").split()),
-        "status_callback": _resolve(engine, call, noun.get("statusCallback"), base) if noun.get("statusCallback") else None,
-        "status_callback_method": noun.get("statusCallbackMethod", "POST").upper(),
-        "talk_limit": float(time_limit),
-    }
-    engine.note(call, "dial", f"Dialing {to}", target=to, timeout=timeout)
-    try:
-        result = yield ("dial", {"to": to, "from": caller_id, "noun": spec_noun, "timeout": timeout})
-    except Interrupt as exc:
-        child = engine.get(call.children[-1]) if call.children else None
-        if child is not None and not child.ended:
-            engine.finish(child, "completed" if child.answered else "canceled", reason="the Dial was interrupted")
-        if action and exc.kind == "redirect":
-            params = _dial_params(child, "completed")
-            engine.note(call, "dial", "Interrupted <Dial>: requesting its action (answer ignored)")
-            _fetch(engine, call, action, method, params)
-        raise
-    child = result[1]
-    status = child.status
-    engine.note(call, "dial", f"Dial ended: {status}", dial_status=status, call_sid=child.sid)
-    if action:
-        return ("url", action, method, _dial_params(child, status))
-    return None
-
-
 def _dial_params(child: Call | None, status: str) -> list[tuple[str, str]]:
     params = [("DialCallStatus", status)]
     if child is not None:
@@ -435,86 +459,3 @@ def _dial_params(child: Call | None, status: str) -> list[tuple[str, str]]:
         if child.answered:
             params.append(("DialCallDuration", str(child.duration())))
     return params
-
-
-def _wait_in_room(engine: Engine, call: Call, room: ET.Element, action: str | None, method: str) -> Program:
-    name = "".join(room.itertext()).strip()
-    kind = "conference" if room.tag == "Conference" else "queue"
-    engine.note(call, kind, f"Caller joins {kind} {name!r} and waits", name=name)
-    started = engine.clock.now()
-    try:
-        yield ("wait",)
-    except Interrupt:
-        if action:
-            params = [("DialCallStatus", "completed"), ("DialCallDuration", str(int(engine.clock.now() - started)))]
-            _fetch(engine, call, action, method, params)
-        raise
-    return None
-
-
-def _enqueue(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    name = (el.text or "").strip()
-    action = _resolve(engine, call, el.get("action"), base) if el.get("action") else None
-    method = el.get("method", "POST").upper()
-    queue_sid = "QU" + new_sid("")[:32]
-    engine.note(call, "queue", f"Caller waits in queue {name!r}", queue=name)
-    started = engine.clock.now()
-    try:
-        yield ("wait",)
-    except Interrupt as exc:
-        result = "redirected" if exc.kind == "redirect" else "hangup"
-        engine.note(call, "queue", f"Left queue {name!r}: {result}", queue_result=result)
-        if action:
-            params = [("QueueResult", result), ("QueueSid", queue_sid), ("QueueTime", str(int(engine.clock.now() - started)))]
-            _fetch(engine, call, action, method, params)
-        raise
-    return None
-
-
-def _record(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    s = engine.settings
-    max_length = _attr_int(el, "maxLength", 3600)
-    silence = _attr_int(el, "timeout", 5)
-    finish_keys = el.get("finishOnKey", "1234567890*#")
-    if el.get("playBeep", "true") != "false":
-        engine.note(call, "play", "Beep")
-    engine.note(call, "record", "Recording the caller")
-    spoken = min(s.record_seconds, max_length)
-    yield ("sleep", s.scaled(spoken))
-    finished_with = ""
-    pressed = call.live_digits
-    call.live_digits = ""
-    hit = next((k for k in pressed if k in finish_keys), None)
-    if hit:
-        finished_with = hit
-    elif spoken < max_length:
-        yield ("sleep", s.scaled(silence))
-    recording_sid = new_sid("RE")
-    url = f"{s.public_url.rstrip('/')}/2010-04-01/Accounts/{call.account_sid}/Recordings/{recording_sid}"
-    engine.note(call, "record", f"Recorded {int(spoken)} s", recording_url=url, duration=int(spoken))
-    action = _resolve(engine, call, el.get("action"), base)
-    if action is None:
-        return "stop" if el.get("action") else None
-    extra = [("RecordingUrl", url), ("RecordingSid", recording_sid), ("RecordingDuration", str(int(spoken)))]
-    if finished_with:
-        extra.append(("Digits", finished_with))
-    return ("url", action, el.get("method", "POST").upper(), extra)
-
-
-def _top_level_room(engine: Engine, call: Call, el: ET.Element, base: str | None) -> Program:
-    return (yield from _wait_in_room(engine, call, el, None, "POST"))
-
-
-VERBS = {
-    "Say": _say,
-    "Play": _play,
-    "Pause": _pause,
-    "Gather": _gather,
-    "Redirect": _redirect,
-    "Hangup": _hangup,
-    "Reject": _reject,
-    "Dial": _dial,
-    "Enqueue": _enqueue,
-    "Record": _record,
-    "Conference": _top_level_room,
-}

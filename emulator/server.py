@@ -34,7 +34,13 @@ class ServerHandle:
         self.stop()
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _Handler(WSGIRequestHandler):
+    # Werkzeug writes a response's headers and body separately; with Nagle's algorithm the body
+    # then waits for the peer's delayed ACK (tens of milliseconds on loopback).
+    disable_nagle_algorithm = True
+
+
+class _QuietHandler(_Handler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
@@ -45,7 +51,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, quiet: boo
     Returns once the socket is listening, so the URL can be used at once. `quiet` drops the
     per-request access log lines.
     """
-    handler = _QuietHandler if quiet else None
+    handler = _QuietHandler if quiet else _Handler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     real_port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"wsgi-{real_port}")

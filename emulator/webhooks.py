@@ -1,5 +1,9 @@
-"""Signed delivery of voice webhooks (synchronous, on the engine's thread) and status callbacks
-(queued, on a delivery thread, so they never hold up a REST response or a call's TwiML)."""
+"""Signed webhook requests, made the way Twilio makes them.
+
+The engine calls `WebhookClient.request` from its lanes: TwiML fetches from the call's lane,
+status callbacks from the call's callback lane (see engine.py), so a slow URL holds up only
+its own call.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,12 @@ import base64
 import hashlib
 import hmac
 import logging
-import queue
-import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import requests
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,14 @@ class WebhookResponse:
 
 
 class WebhookClient:
-    """Makes signed requests the way Twilio does."""
+    """Makes signed requests the way Twilio does: keep-alive connections, redirects followed."""
 
-    def __init__(self, auth_token: str, timeout: float = 15.0):
+    def __init__(self, auth_token: str, timeout: float = 15.0, pool_size: int = 64):
         self.auth_token = auth_token
         self.timeout = timeout
+        # urllib3 (what requests is built on) directly: thread-safe pools, and a fraction of the
+        # per-request work, which matters when hundreds of calls share one interpreter.
+        self._http = urllib3.PoolManager(num_pools=64, maxsize=pool_size, block=False)
 
     def request(self, url: str, method: str, params: list[tuple[str, str]]) -> WebhookResponse:
         """Send one webhook; never raises."""
@@ -79,67 +84,15 @@ class WebhookClient:
             "Accept": "*/*",
             "Cache-Control": "max-age=259200",
         }
+        body = None
+        if method == "POST":
+            body = urlencode(params)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            if method == "POST":
-                resp = requests.post(target, data=params, headers=headers, timeout=self.timeout)
-            else:
-                resp = requests.get(target, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
+            resp = self._http.request(
+                method, target, body=body, headers=headers,
+                timeout=urllib3.Timeout(total=self.timeout), retries=urllib3.Retry(total=None, connect=0, read=0, redirect=10, status=0),
+            )
+        except (urllib3.exceptions.HTTPError, ValueError, OSError) as exc:
             return WebhookResponse(target, None, "", b"", error=f"{type(exc).__name__}: {exc}")
-        content_type = resp.headers.get("Content-Type", "")
-        return WebhookResponse(target, resp.status_code, content_type, resp.content)
-
-
-class Deliverer:
-    """A single delivery thread for status callbacks: FIFO, so SequenceNumbers arrive in order."""
-
-    def __init__(self, client: WebhookClient, on_done: Callable[[], None] = lambda: None):
-        self.client = client
-        self.on_done = on_done
-        self._queue: queue.Queue = queue.Queue()
-        self._busy = 0
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the delivery thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="emulator-callbacks", daemon=True)
-            self._thread.start()
-
-    def submit(self, url: str, method: str, params: list[tuple[str, str]], on_result: Callable[[bool, str], None]) -> None:
-        """Queue a status callback."""
-        with self._lock:
-            self._busy += 1
-        self._queue.put((url, method, params, on_result))
-
-    def idle(self) -> bool:
-        """True when nothing is queued or being sent."""
-        with self._lock:
-            return self._busy == 0
-
-    def stop(self) -> None:
-        """Stop after the callbacks already queued."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            url, method, params, on_result = item
-            try:
-                resp = self.client.request(url, method, params)
-                if resp.ok:
-                    on_result(True, "")
-                else:
-                    what = resp.error or f"HTTP {resp.status}"
-                    on_result(False, f"Status callback to {resp.url} failed: {what}")
-            except Exception:
-                log.exception("status callback delivery failed")
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                self.on_done()
+        return WebhookResponse(target, resp.status, resp.headers.get("Content-Type", ""), resp.data)

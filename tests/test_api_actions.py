@@ -53,8 +53,7 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     assert placed.url == f"{stack.app_url}/voice"
     assert placed.status_callback == f"{stack.app_url}/status"
     assert set(placed.status_callback_events) == {"initiated", "ringing", "answered", "completed"}
-    # Recorded at once, before any callback; the emulator may already be dialing (it starts a
-    # queued call as soon as the response is out), so "initiated" is fine too.
+    # Recorded at once, before any callback: the manual clock runs nothing before advance().
     assert stack.call(sid)["status"] == "queued"
     assert (stack.call(sid)["from"], stack.call(sid)["to"]) == (OUR_NUMBER, "+15555550142")
 

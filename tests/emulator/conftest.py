@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from twilio.request_validator import RequestValidator
 
+import npm_reference
 from emulator.server import serve_in_thread
-from emulator_testkit import AUTH_TOKEN, SPEC_PATH, Receiver, make_emulator, make_receiver_app
+from emulator_testkit import AUTH_TOKEN, Receiver, make_emulator, make_receiver_app
 
 
 @pytest.fixture
@@ -38,8 +39,12 @@ def validator() -> RequestValidator:
 
 @pytest.fixture(scope="session")
 def spec() -> dict[str, Any]:
-    """Twilio's OpenAPI spec (shared/ beside the repository)."""
-    with SPEC_PATH.open(encoding="utf-8") as fh:
+    """Twilio's OpenAPI spec, from the pinned npm package `make reference` installs (sha256 checked)."""
+    try:
+        path = npm_reference.spec_path()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with path.open(encoding="utf-8") as fh:
         return json.load(fh)
 
 

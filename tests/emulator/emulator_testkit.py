@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
@@ -20,7 +19,6 @@ ACCOUNT_SID = "AC" + "5e" * 16
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 NUMBER = "+15555550100"
 CALLER = "+15555550123"
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared/twilio-spec/twilio_api_v2010.json"
 
 
 @dataclass
@@ -111,9 +109,9 @@ class Emu:
     def engine(self):
         return self.app.extensions["emulator"]
 
-    def advance(self, seconds: float = 0.0) -> None:
-        """Step emulated time and wait for everything due to happen."""
-        self.engine.advance(seconds)
+    def advance(self, seconds: float = 0.0, stalled: Sequence[str] = (), stalled_callbacks: Sequence[str] = ()) -> None:
+        """Step emulated time and wait for everything due to happen (but in the stalled lanes)."""
+        self.engine.advance(seconds, stalled=stalled, stalled_callbacks=stalled_callbacks)
 
     def transcript(self, sid: str) -> list[dict[str, Any]]:
         return list(self.engine.get(sid).transcript)

@@ -231,12 +231,12 @@ def test_time_limit_update_ends_call(emu, receiver):
     receiver.answer("/voice", twiml("<Pause length='100'/>"))
     call = outbound(emu, receiver)
     emu.advance(1)
-    emu.client.calls(call.sid).update(time_limit=5)
-    emu.advance(4)
+    emu.client.calls(call.sid).update(time_limit=60)
+    emu.advance(59)
     assert status(emu, call.sid) == "in-progress"
     emu.advance(1)
     assert status(emu, call.sid) == "completed"
-    assert emu.client.calls(call.sid).fetch().duration == "5"
+    assert emu.client.calls(call.sid).fetch().duration == "60"
 
 
 def test_inbound_call_gets_only_the_final_status_callback(emu, receiver, validator):

@@ -77,7 +77,7 @@ def test_gather_action_on_empty_result(emu, receiver):
 def test_gather_takes_digits_pressed_live(emu, receiver):
     sid = ring(emu, receiver, twiml("<Gather action='/menu' numDigits='2' timeout='10'/>"))
     emu.advance(1)
-    emu.engine.schedule(0, lambda: emu.engine.press(emu.engine.get(sid), "42"))
+    emu.engine.press(sid, "42")
     emu.advance(0)
     (hit,) = receiver.on("/menu")
     assert hit.param("Digits") == "42"

@@ -11,6 +11,7 @@ import time
 
 from dotenv import load_dotenv
 from flask import Flask, Response, abort, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -48,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
         hops = app.config["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    app.session_interface = _SessionInterface()
     init_db(app)
     csrf.init_app(app)
     # Twilio signs its requests and scripts use HTTP Basic: neither carries a session cookie.
@@ -65,6 +67,16 @@ def create_app(config: dict | None = None) -> Flask:
     app.teardown_request(_rollback_on_error)
     _warn_about_settings(app)
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Cookie sessions for the panel; none for Twilio's webhooks, which never carry our cookie
+    (opening and saving one cost more than a webhook's database writes)."""
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(voice.WEBHOOK_PATH_PREFIXES):
+            return self.null_session_class()
+        return super().open_session(app, request)
 
 
 def _instance_secret_key(app: Flask) -> str:
@@ -89,19 +101,21 @@ def _instance_secret_key(app: Flask) -> str:
 def _refuse_nul_characters() -> None:
     """A 400 for NUL characters anywhere in the query, form or JSON body: no database column
     can hold them (PostgreSQL refuses them outright), and no honest client sends them."""
-    if _has_nul(request.args) or (request.form and _has_nul(request.form)):
-        abort(400, description="The request contains a NUL character.")
-    if request.is_json and _has_nul(request.get_json(silent=True)):
+    # In a query string or a form a NUL can only arrive as %00 (a literal % is %25) or as a raw
+    # byte: a scan of the bytes, before anything is parsed. JSON is parsed and walked.
+    body = request.get_data(cache=True)
+    if request.is_json:
+        found = b"\x00" in body or _has_nul(request.get_json(silent=True))
+    else:
+        found = b"%00" in body or b"\x00" in body
+    if found or b"%00" in request.query_string:
         abort(400, description="The request contains a NUL character.")
 
 
 def _has_nul(value) -> bool:
-    """True if a string, or any key or string inside lists, dicts and MultiDicts, has a NUL."""
+    """True if a string, or any key or string inside a JSON document, has a NUL."""
     if isinstance(value, str):
         return "\x00" in value
-    if hasattr(value, "lists"):  # a form or query: runs on every webhook, so kept flat
-        return any("\x00" in key or any("\x00" in item for item in items)
-                   for key, items in value.lists())
     if isinstance(value, dict):
         return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
     if isinstance(value, list):

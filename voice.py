@@ -10,6 +10,9 @@ from signatures import twilio_signed
 bp = Blueprint("voice", __name__)
 
 WEBHOOK_METHODS = ["GET", "POST"]  # a number can be configured with either
+# Where Twilio's requests arrive: they never carry our session cookie (app.py opens none).
+WEBHOOK_PATH_PREFIXES = ("/voice", "/status")
+_CONSTANT_TWIML = "switchboard.constant_twiml"
 
 
 def _webhook_params():
@@ -17,20 +20,23 @@ def _webhook_params():
     return request.form if request.method == "POST" else request.args
 
 
-def _twiml(response: VoiceResponse) -> Response:
-    """Serialise TwiML with the content type Twilio expects."""
-    return Response(str(response), mimetype="text/xml")
-
-
-def _answer(build, first_answer: bool = False) -> Response:
-    """Record the webhook (the call is live once we answer), then answer with TwiML."""
+def _answer(build, first_answer: bool = False, constant: str | None = None) -> Response:
+    """Record the webhook (the call is live once we answer), then answer with TwiML. A
+    `constant` answer (the same for every call) is built once per app and kept by that name:
+    the SDK's TwiML builder costs more than the rest of the request."""
     try:
         record_voice_webhook(_webhook_params(), first_answer)
     except BadWebhook as error:
         return _bad_request(error)
-    response = VoiceResponse()
-    build(response)
-    return _twiml(response)
+    cache = current_app.extensions.setdefault(_CONSTANT_TWIML, {})
+    text = cache.get(constant) if constant else None
+    if text is None:
+        response = VoiceResponse()
+        build(response)
+        text = str(response)
+        if constant:
+            cache[constant] = text
+    return Response(text, mimetype="text/xml")
 
 
 def _bad_request(error: BadWebhook) -> Response:
@@ -47,7 +53,7 @@ def voice():
         response.say(current_app.config["GREETING"])
         response.redirect(url_for("voice.hold"), method="POST")
 
-    return _answer(build, first_answer=True)
+    return _answer(build, first_answer=True, constant="voice")
 
 
 @bp.route("/voice/hold", methods=WEBHOOK_METHODS)
@@ -59,7 +65,7 @@ def hold():
         response.play(current_app.config["HOLD_MUSIC_URL"])
         response.redirect(url_for("voice.hold"), method="POST")
 
-    return _answer(build)
+    return _answer(build, constant="hold")
 
 
 @bp.route("/voice/gathered", methods=WEBHOOK_METHODS)

@@ -150,6 +150,77 @@ class _Statements:
     insert_event: object
 
 
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A statement compiled once for one driver: its SQL, and how its parameters are laid out
+    (a tuple in `positions` order for `?` placeholders, else the dict itself)."""
+
+    sql: str
+    positions: tuple[str, ...] | None
+    dates_as_text: bool  # SQLite stores datetimes as text, in SQLAlchemy's format
+
+    def parameters(self, values: dict):
+        """The values as this driver takes them."""
+        if self.dates_as_text:
+            values = {k: v.strftime(_SQLITE_DATETIME) if isinstance(v, datetime) else v
+                      for k, v in values.items()}
+        return tuple(values[name] for name in self.positions) if self.positions else values
+
+
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores them on SQLite
+
+
+@cache
+def _driver_statement(dialect, name: str, columns: tuple[str, ...]) -> _DriverStatement:
+    """Statement `name` of _statements() compiled for this engine's driver and these columns,
+    once."""
+    statement = getattr(_statements(dialect.name), name)
+    sql = statement.compile(dialect=dialect, column_keys=list(columns))
+    positions = tuple(sql.positiontup) if sql.positional else None
+    return _DriverStatement(sql.string, positions, dialect.name == "sqlite")
+
+
+def _write_webhook(call: dict, event: dict | None) -> bool:
+    """The hot path of every webhook: upsert the call and insert its event (if any) in one
+    transaction on a pooled driver connection, with the statements above compiled once. Per
+    webhook this spares SQLAlchemy's execution machinery, which cost more than the writes
+    (bench/webhooks.py); the statements are still the Core constructs built by _statements().
+    False if the event was already stored (then nothing is written)."""
+    dialect = db.engine.dialect
+    if _statements(dialect.name) is None:  # other databases: the portable path
+        with db.engine.connect() as connection, writers_in_turn(), \
+                connection.begin() as transaction:
+            _write_call(connection, call)
+            if event is not None and not _write_event(connection, event):
+                transaction.rollback()
+                return False
+        return True
+    upsert = _driver_statement(dialect, "upsert_call", tuple(call))
+    insert_event = event and _driver_statement(dialect, "insert_event", tuple(event))
+    connection = db.engine.raw_connection()  # from the pool; close() gives it back
+    try:
+        with writers_in_turn():
+            cursor = connection.cursor()
+            try:
+                cursor.execute(upsert.sql, upsert.parameters(call))
+                new = True
+                if event is not None:
+                    cursor.execute(insert_event.sql, insert_event.parameters(event))
+                    new = cursor.fetchone() is not None
+                if new:
+                    connection.commit()
+                else:
+                    connection.rollback()
+                return new
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+    finally:
+        connection.close()
+
+
 @cache
 def _statements(dialect_name: str) -> _Statements | None:
     """The two writes, built once per dialect (building them per webhook costs more than
@@ -211,19 +282,11 @@ def record_status_callback(params) -> bool:
     change = parse_call_update(params)
     sequence = _optional_int(_first_values(params), "SequenceNumber")
     dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
-    # Everything is computed before the first write, and the connection checked out before
-    # the writers' lock: other workers wait while we hold it.
+    # Everything is computed before the first write: other workers wait while we hold the
+    # writers' lock. The call row first (the event refers to it); a duplicate rolls both back.
     call = _call_values(change)
     event = _event_values(change.sid, dedupe_key, "callback", change.status, params)
-    # A Core transaction, not the ORM session: this runs on every webhook, and nothing here
-    # needs objects. The call row first (the event refers to it); a duplicate rolls both back.
-    with db.engine.connect() as connection, writers_in_turn(), \
-            connection.begin() as transaction:
-        _write_call(connection, call)
-        if not _write_event(connection, event):
-            transaction.rollback()
-            return False
-    return True
+    return _write_webhook(call, event)
 
 
 def record_voice_webhook(params, first_answer: bool) -> CallUpdate:
@@ -234,10 +297,7 @@ def record_voice_webhook(params, first_answer: bool) -> CallUpdate:
     call = _call_values(change)
     event = _event_values(change.sid, "voice:answered", "voice", change.status, params) \
         if first_answer else None
-    with db.engine.connect() as connection, writers_in_turn(), connection.begin():
-        _write_call(connection, call)
-        if event is not None:
-            _write_event(connection, event)
+    _write_webhook(call, event)
     return change
 
 

@@ -28,7 +28,8 @@ from sqlalchemy.exc import IntegrityError
 import audit
 from audit import Actor
 from auth import admin_required, end_sessions, find_operator, hash_password
-from models import MAX_PAGE, Operator, db
+from models import Operator, db
+from panel import page_number
 
 bp = Blueprint("operators", __name__, cli_group="operators")
 
@@ -247,10 +248,8 @@ def audit_page():
     except audit.BadFilter as error:
         flash(str(error), "error")
         filters = audit.Filters()
-    raw_page = request.args.get("page", "1")
-    page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 7 \
-        and int(raw_page) > 0 else 1
-    entries, total = audit.search(filters, min(page, MAX_PAGE))
+    page = page_number(request.args.get("page"))
+    entries, total = audit.search(filters, page)
     pages = max(1, -(-total // audit.PER_PAGE))
     usernames = db.session.scalars(select(Operator.username).order_by(Operator.username)).all()
     return render_template("audit.html", entries=entries, total=total, page=page, pages=pages,

@@ -169,6 +169,14 @@ def _number_condition(raw: str):
                Call.caller_name.like(pattern, escape="\\"))
 
 
+def page_number(raw: str | None) -> int:
+    """A panel page's ?page=: 1 when missing or not a number, at most MAX_PAGE (a page past
+    the last is then sent to the last one)."""
+    if not raw or not raw.isascii() or not raw.isdigit():
+        return 1
+    return max(1, min(int(raw) if len(raw) <= 9 else MAX_PAGE, MAX_PAGE))
+
+
 def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PER_PAGE):
     """One page of calls, newest first: (calls, total). The page's SIDs come from the index
     alone, then only those rows are read, so the last page costs about what the first does."""
@@ -198,12 +206,7 @@ def history():
     if status not in STATUS_RANK and status not in ("", "live"):
         status = ""
     number = request.args.get("number", "")[:64]
-    raw_page = request.args.get("page", "1")
-    if raw_page.isascii() and raw_page.isdigit():
-        # A page past the last is sent to the last one below.
-        page = max(1, min(int(raw_page[:9]) if len(raw_page) <= 9 else MAX_PAGE, MAX_PAGE))
-    else:
-        page = 1
+    page = page_number(request.args.get("page"))
     calls, total = history_page(status, number, page)
     pages = max(1, -(-total // HISTORY_PER_PAGE))
     if page > pages and total:

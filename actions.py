@@ -179,7 +179,7 @@ def _act_on_call(sid, actor, takeover, name, params, check, perform, success) ->
     if call is None:
         return _not_found(sid)
     holder = call.handler
-    if holder is not None and holder.id != actor.operator_id and call.is_active:
+    if holder is not None and holder.id != actor.operator_id:
         if not takeover:
             message = f"{holder.name} is handling this call. Take it over to act on it."
             record = _record(call.sid, actor, name, params, False,

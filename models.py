@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Twilio's call statuses, in the order a call moves through them. `initiated` is not a
@@ -33,6 +34,12 @@ CANCELABLE_STATUSES = ("queued", "initiated", "ringing")
 MAX_PAGE = 1_000_000
 # An operator "has a call's page open" if its page polled within this many seconds.
 VIEWER_SECONDS = 10
+
+
+def upsert_dialect(dialect_name: str):
+    """The SQLAlchemy dialect module whose insert() has ON CONFLICT (SQLite, PostgreSQL), or
+    None for a database without it."""
+    return {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
 
 
 def utcnow() -> datetime:
@@ -92,8 +99,10 @@ class Call(db.Model):
 
     @property
     def handler(self) -> Operator | None:
-        """The operator handling the call: its claim ends when the call ends."""
-        return self.handler_operator if self.is_active else None
+        """The operator handling the call: a claim ends when the call ends, and counts for
+        nothing once its operator is deactivated."""
+        operator = self.handler_operator
+        return operator if self.is_active and operator is not None and operator.active else None
 
     @property
     def is_active(self) -> bool:

@@ -165,6 +165,19 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def admin_required(view):
+    """Decorate a panel view: only admins (others get a 403)."""
+
+    @wraps(view)
+    @login_required
+    def checked(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(403, description="Only admins can open this page.")
+        return view(*args, **kwargs)
+
+    return checked
+
+
 @login_manager.unauthorized_handler
 def unauthorized():
     """No session: pages go to the login page; htmx pollers are told to go there too."""
@@ -188,19 +201,6 @@ def _safe_next(target: str | None) -> str | None:
 
 
 # -------------------------------------------------------------- the throttle
-
-def admin_required(view):
-    """Decorate a panel view: only admins (others get a 403)."""
-
-    @wraps(view)
-    @login_required
-    def checked(*args, **kwargs):
-        if not current_user.is_admin:
-            abort(403, description="Only admins can open this page.")
-        return view(*args, **kwargs)
-
-    return checked
-
 
 def retry_after(username: str | None) -> int | None:
     """Seconds until another attempt for this username or from this address is allowed, or

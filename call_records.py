@@ -15,11 +15,10 @@ from email.utils import parsedate_to_datetime
 from functools import cache
 
 from sqlalchemy import Connection, case, func, insert, literal, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from database import writers_in_turn
-from models import STATUS_RANK, Call, CallEvent, db, utcnow
+from models import STATUS_RANK, Call, CallEvent, db, upsert_dialect, utcnow
 
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
 # Caller-controlled text we store, and the column length it must fit (on any database).
@@ -225,7 +224,7 @@ def _write_webhook(call: dict, event: dict | None) -> bool:
 def _statements(dialect_name: str) -> _Statements | None:
     """The two writes, built once per dialect (building them per webhook costs more than
     running them); None where the database has no INSERT … ON CONFLICT."""
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
+    dialect = upsert_dialect(dialect_name)
     if dialect is None:
         return None
     upsert = dialect.insert(Call.__table__)
@@ -279,8 +278,9 @@ def _write_event(connection: Connection, values: dict) -> bool:
 
 def record_status_callback(params) -> bool:
     """Record a status callback exactly once; True if it was new (a retry changes nothing)."""
-    change = parse_call_update(params)
-    sequence = _optional_int(_first_values(params), "SequenceNumber")
+    fields = _first_values(params)
+    change = parse_call_update(fields)
+    sequence = _optional_int(fields, "SequenceNumber")
     dedupe_key = f"seq:{sequence}" if sequence is not None else f"status:{change.status}"
     # Everything is computed before the first write: other workers wait while we hold the
     # writers' lock. The call row first (the event refers to it); a duplicate rolls both back.

@@ -56,8 +56,8 @@ def load_config() -> dict:
     """Return the settings from the environment; create_app() overrides them with its argument."""
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY"),
-        "SQLALCHEMY_DATABASE_URI": database_url(
-            os.environ.get("DATABASE_URL", "sqlite:///switchboard.db")),
+        # create_app() normalises it with database_url(), overrides included.
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", "sqlite:///switchboard.db"),
         # Apply pending schema migrations at start (off when the deploy step migrates).
         "AUTO_MIGRATE": env_flag("AUTO_MIGRATE", True),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,

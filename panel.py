@@ -30,7 +30,6 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 import actions
@@ -48,6 +47,7 @@ from models import (
     CallView,
     OperatorAction,
     db,
+    upsert_dialect,
     utcnow,
 )
 
@@ -312,13 +312,9 @@ def _actor() -> Actor:
     return Actor.of(current_user, "panel")
 
 
-def _takeover() -> bool:
-    return request.form.get("takeover") == "1"
-
-
 def _seen(call: Call) -> None:
     """Note that the current operator has the call's page open (its polling keeps it fresh)."""
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(db.engine.dialect.name)
+    dialect = upsert_dialect(db.engine.dialect.name)
     values = {"call_sid": call.sid, "operator_id": current_user.id, "seen_at": utcnow()}
     if dialect is None:  # other databases: a plain merge
         db.session.merge(CallView(**values))
@@ -356,14 +352,14 @@ def _after_action(result: actions.ActionResult, sid: str, values: dict | None = 
 @login_required
 def hang_up(sid: str):
     """Hang up a call (the button asks for confirmation first)."""
-    return _after_action(actions.hang_up(sid, _actor(), _takeover()), sid)
+    return _after_action(actions.hang_up(sid, _actor()), sid)
 
 
 @bp.post("/admin/calls/<sid>/cancel")
 @login_required
 def cancel(sid: str):
     """Cancel a queued or ringing call."""
-    return _after_action(actions.cancel(sid, _actor(), _takeover()), sid)
+    return _after_action(actions.cancel(sid, _actor()), sid)
 
 
 @bp.post("/admin/calls/<sid>/redirect")
@@ -371,7 +367,7 @@ def cancel(sid: str):
 def redirect_call(sid: str):
     """Redirect a call to a TwiML URL."""
     url, method = request.form.get("url", ""), request.form.get("method", "POST")
-    result = actions.redirect(sid, url, method, _actor(), _takeover())
+    result = actions.redirect(sid, url, method, _actor())
     return _after_action(result, sid, {"url": url, "method": method})
 
 
@@ -380,7 +376,7 @@ def redirect_call(sid: str):
 def send_twiml(sid: str):
     """Send TwiML to a call (checked before anything reaches Twilio)."""
     text = request.form.get("twiml", "")
-    return _after_action(actions.send_twiml(sid, text, _actor(), _takeover()), sid, {"twiml": text})
+    return _after_action(actions.send_twiml(sid, text, _actor()), sid, {"twiml": text})
 
 
 @bp.post("/admin/calls/<sid>/claim")

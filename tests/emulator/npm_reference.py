@@ -2,7 +2,7 @@
 
 `make reference` runs `npm ci` on tests/emulator/node/ (package.json + package-lock.json, exact
 versions) into the git-ignored .cache/emulator-node/, then runs this file, which checks the spec's
-sha256. Nothing here needs a network or a `../shared` beside the repository.
+sha256. Nothing here needs a network or any file outside the repository.
 
     python tests/emulator/npm_reference.py   # exit 0 when the spec is there and matches
 """

@@ -86,82 +86,88 @@ def normalize_number(raw: str | None) -> str:
 
 # -------------------------------------------------------------- actions on one call
 
+class Refused(Exception):
+    """An action refused before anything reached Twilio: what to tell the operator, and the
+    HTTP status that goes with it."""
+
+    def __init__(self, message: str, http_status: int = 400):
+        super().__init__(message)
+        self.message, self.http_status = message, http_status
+
+
+def require_active(call: Call, verb: str) -> None:
+    """Refuse an action on a call that has already ended (its status never moves back)."""
+    if not call.is_active:
+        raise Refused(f"Cannot {verb} this call: it has already ended ({call.status}).", 409)
+
+
+def redirect_target(url: str | None, method: str) -> str:
+    """The absolute URL a Redirect sends Twilio to (a path of ours, or an http(s) URL)."""
+    if method not in REDIRECT_METHODS:
+        raise Refused("Method must be POST or GET.")
+    if not url or not url.strip():
+        raise Refused("A Redirect URL is required.")
+    try:
+        return twiml.absolute_url(url, public_base_url(), rooted=True)
+    except twiml.TwimlError as error:
+        raise Refused(f"Redirect URL must be an http(s) URL or a path of ours: {error}") from None
+
+
+def checked_twiml(text: str | None) -> str:
+    """The TwiML document to send: well-formed, known verbs, absolute URLs."""
+    try:
+        return twiml.prepare(text or "", public_base_url())
+    except twiml.TwimlError as error:
+        raise Refused(str(error)) from None
+
+
 def hang_up(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
     """End the call (Status=completed), whatever state it is in."""
-    return _act_on_call(sid, actor, takeover, "hangup", {"status": "completed"},
-                        lambda call: _refuse_if_ended(call, "hang up"),
-                        lambda call: call_control.hang_up(call.sid),
+    def prepare(call: Call):
+        require_active(call, "hang up")
+        return {"status": "completed"}, lambda: call_control.hang_up(call.sid)
+
+    return _act_on_call(sid, actor, takeover, "hangup", {"status": "completed"}, prepare,
                         "Hung up.")
 
 
 def cancel(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
     """End a queued or ringing call (Status=canceled); never sent for an answered call."""
-    def check(call: Call):
-        refusal = _refuse_if_ended(call, "cancel")
-        if refusal is None and call.status not in CANCELABLE_STATUSES:
-            refusal = (
-                f"The call is {call.status}: Twilio ignores Cancel once a call is answered. "
-                "Use Hang up instead.", 409,
-            )
-        return refusal
+    def prepare(call: Call):
+        require_active(call, "cancel")
+        if call.status not in CANCELABLE_STATUSES:
+            raise Refused(f"The call is {call.status}: Twilio ignores Cancel once a call is "
+                          "answered. Use Hang up instead.", 409)
+        return {"status": "canceled"}, lambda: call_control.cancel(call.sid)
 
-    return _act_on_call(sid, actor, takeover, "cancel", {"status": "canceled"}, check,
-                        lambda call: call_control.cancel(call.sid), "Canceled.")
+    return _act_on_call(sid, actor, takeover, "cancel", {"status": "canceled"}, prepare,
+                        "Canceled.")
 
 
 def redirect(sid: str, url: str | None, method: str | None, actor: Actor,
              takeover: bool = False) -> ActionResult:
     """Make Twilio fetch new TwiML for the call from `url` (relative paths are ours)."""
     method = (method or "POST").upper()
-    params = {"url": url or "", "method": method}
-    resolved: list[str] = []
 
-    def check(call: Call):
-        refusal = _refuse_if_ended(call, "redirect")
-        if refusal:
-            return refusal
-        if method not in REDIRECT_METHODS:
-            return "Method must be POST or GET.", 400
-        if not url or not url.strip():
-            return "A Redirect URL is required.", 400
-        try:
-            resolved.append(twiml.absolute_url(url, public_base_url(), rooted=True))
-        except twiml.TwimlError as error:
-            return f"Redirect URL must be an http(s) URL: {error}", 400
-        params["url"] = resolved[0]
-        return None
+    def prepare(call: Call):
+        require_active(call, "redirect")
+        target = redirect_target(url, method)
+        return ({"url": target, "method": method},
+                lambda: call_control.redirect(call.sid, target, method))
 
-    return _act_on_call(sid, actor, takeover, "redirect", params, check,
-                        lambda call: call_control.redirect(call.sid, resolved[0], method),
-                        "Redirected.")
+    return _act_on_call(sid, actor, takeover, "redirect", {"url": url or "", "method": method},
+                        prepare, "Redirected.")
 
 
 def send_twiml(sid: str, text: str | None, actor: Actor, takeover: bool = False) -> ActionResult:
     """Replace the call's TwiML with `text`, checked and with absolute URLs, or refuse."""
-    params = {"twiml": text or ""}
-    prepared: list[str] = []
+    def prepare(call: Call):
+        require_active(call, "send TwiML to")
+        document = checked_twiml(text)
+        return {"twiml": document}, lambda: call_control.send_twiml(call.sid, document)
 
-    def check(call: Call):
-        refusal = _refuse_if_ended(call, "send TwiML to")
-        if refusal:
-            return refusal
-        try:
-            prepared.append(twiml.prepare(text or "", public_base_url()))
-        except twiml.TwimlError as error:
-            return str(error), 400
-        params["twiml"] = prepared[0]
-        return None
-
-    return _act_on_call(sid, actor, takeover, "twiml", params, check,
-                        lambda call: call_control.send_twiml(call.sid, prepared[0]),
+    return _act_on_call(sid, actor, takeover, "twiml", {"twiml": text or ""}, prepare,
                         "TwiML sent.")
-
-
-def _refuse_if_ended(call: Call, verb: str):
-    """Refuse an action on a call that has already ended (its status never moves back)."""
-    if not call.is_active:
-        return f"Cannot {verb} this call: it has already ended ({call.status}).", 409
-    return None
 
 
 def _find_call(sid: str | None) -> Call | None:
@@ -172,9 +178,10 @@ def _not_found(sid: str | None) -> ActionResult:
     return ActionResult(False, f"No call with CallSid {(sid or '')[:40]!r} is recorded.", 404)
 
 
-def _act_on_call(sid, actor, takeover, name, params, check, perform, success) -> ActionResult:
-    """Shared flow: find the call, check (another operator's claim first, unless this is a
-    takeover), perform, record; 21220 refreshes the call's status."""
+def _act_on_call(sid, actor, takeover, name, params, prepare, success) -> ActionResult:
+    """Shared flow: find the call, check another operator's claim (unless this is a
+    takeover), `prepare(call)` (the parameters to record and the SDK call to make, or
+    Refused), perform, record; 21220 refreshes the call's status."""
     call = _find_call(sid)
     if call is None:
         return _not_found(sid)
@@ -190,14 +197,14 @@ def _act_on_call(sid, actor, takeover, name, params, check, perform, success) ->
         if not taken.ok:
             return taken
         db.session.refresh(call)
-    refusal = check(call)
-    if refusal is not None:
-        message, status = refusal
-        record = _record(call.sid, actor, name, params, False,
-                         f"Refused before sending to Twilio: {message}")
-        return ActionResult(False, message, status, call.sid, record)
     try:
-        instance = perform(call)
+        params, perform = prepare(call)
+    except Refused as refusal:
+        record = _record(call.sid, actor, name, params, False,
+                         f"Refused before sending to Twilio: {refusal.message}")
+        return ActionResult(False, refusal.message, refusal.http_status, call.sid, record)
+    try:
+        instance = perform()
     except ControlError as error:
         return _failed(call, actor, name, params, error)
     _record_instance(instance, event_source=None)
@@ -208,26 +215,36 @@ def _act_on_call(sid, actor, takeover, name, params, check, perform, success) ->
     return ActionResult(True, message, 200, call.sid, record, details={"call_status": status})
 
 
+def http_status(error: ControlError) -> int:
+    """The HTTP status our answer carries when Twilio refused or could not be reached."""
+    if error.code == CALL_NOT_IN_PROGRESS:
+        return 409
+    if error.http_status == 404:
+        return 404
+    if error.code is not None:
+        return 400
+    return 504 if error.timed_out else 502
+
+
 def _failed(call: Call, actor: Actor, name, params, error: ControlError) -> ActionResult:
     """Record a failure; after a 21220, fetch the call's real status so the list is right."""
-    message = f"Twilio refused: {error.message}" + (f" (error {error.code})" if error.code else "")
-    http_status = 502 if error.code is None else 400
-    if error.http_status == 404:
-        http_status = 404
-    if error.code == CALL_NOT_IN_PROGRESS:
-        http_status = 409
-        refreshed = refresh_status(call.sid)
-        message += (
-            f". The caller probably hung up a moment before; Twilio now reports the call "
-            f"{refreshed}." if refreshed else
-            ". The caller probably hung up a moment before; its current status could not be fetched."
-        )
-    elif error.timed_out:
-        http_status = 504
     if error.code is None:
         message = error.message
+    else:
+        message = f"Twilio refused: {error.message} (error {error.code})"
+    if error.code == CALL_NOT_IN_PROGRESS:
+        refreshed = refresh_status(call.sid)
+        if refreshed in CANCELABLE_STATUSES:
+            message += (f". The call is {refreshed}: nobody has answered it yet, so it "
+                        "can only be canceled or hung up.")
+        elif refreshed:
+            message += (f". The caller probably hung up a moment before; Twilio now reports "
+                        f"the call {refreshed}.")
+        else:
+            message += ". Its current status could not be fetched."
     record = _record(call.sid, actor, name, params, False, message, error.code)
-    return ActionResult(False, message, http_status, call.sid, record, twilio_code=error.code)
+    return ActionResult(False, message, http_status(error), call.sid, record,
+                        twilio_code=error.code)
 
 
 # -------------------------------------------------------------- who handles which call
@@ -320,8 +337,8 @@ def place_call(to: str | None, from_: str | None, actor: Actor) -> ActionResult:
         message = (f"Twilio refused: {error.message} (error {error.code})" if error.code
                    else error.message)
         record = _record(None, actor, "place", params, False, message, error.code)
-        status = 400 if error.code else (504 if error.timed_out else 502)
-        return ActionResult(False, message, status, None, record, twilio_code=error.code)
+        return ActionResult(False, message, http_status(error), None, record,
+                            twilio_code=error.code)
     _record_instance(instance, event_source=None)
     record = _record(instance.sid, actor, "place", params, True,
                      f"Accepted by Twilio; the call is {instance.status}.")

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
@@ -29,6 +30,12 @@ ACTIVE_STATUSES = tuple(s for s, rank in STATUS_RANK.items() if rank < TERMINAL_
 TERMINAL_STATUSES = tuple(s for s, rank in STATUS_RANK.items() if rank == TERMINAL_RANK)
 # Statuses Twilio's Status=canceled can still end (it ignores it for an answered call).
 CANCELABLE_STATUSES = ("queued", "initiated", "ringing")
+# What Twilio accepts for a call in each state, so what the panel offers: new TwiML only for an
+# answered call (else 21220), Status=canceled only before an answer, nothing once it ended.
+CONTROLS = {
+    **{status: ("cancel", "hangup") for status in CANCELABLE_STATUSES},
+    "in-progress": ("redirect", "twiml", "hangup"),
+}
 # The highest page number a list accepts: far beyond any real history, and small enough that
 # the offset it makes fits every database's integers.
 MAX_PAGE = 1_000_000
@@ -45,6 +52,11 @@ def upsert_dialect(dialect_name: str):
 def utcnow() -> datetime:
     """Return the current UTC time as a naive datetime (how every column stores time)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def stale_before() -> datetime:
+    """A live call last heard of before this is "possibly stale" (STALE_AFTER_SECONDS)."""
+    return utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
 
 
 class Base(DeclarativeBase):
@@ -104,15 +116,31 @@ class Call(db.Model):
         operator = self.handler_operator
         return operator if self.is_active and operator is not None and operator.active else None
 
+    @classmethod
+    def live(cls):
+        """SQL condition: the call has not ended (it uses the status index)."""
+        return cls.status.in_(ACTIVE_STATUSES)
+
+    @classmethod
+    def newest_first(cls) -> tuple:
+        """The order of every list of calls: newest first, CallSid breaking ties."""
+        return cls.created_at.desc(), cls.sid.desc()
+
     @property
     def is_active(self) -> bool:
         """True while the call has not reached a terminal status."""
         return self.status_rank < TERMINAL_RANK
 
     @property
-    def can_cancel(self) -> bool:
-        """True while Twilio would still honour Status=canceled for this call."""
-        return self.status in CANCELABLE_STATUSES
+    def is_stale(self) -> bool:
+        """Live, but nothing heard from Twilio for STALE_AFTER_SECONDS: a status callback
+        may have been lost."""
+        return self.is_active and self.updated_at < stale_before()
+
+    @property
+    def controls(self) -> tuple[str, ...]:
+        """The controls Twilio accepts in the call's state (CONTROLS)."""
+        return CONTROLS.get(self.status, ())
 
     def to_dict(self) -> dict:
         """The call as the JSON API shows it."""

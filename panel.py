@@ -34,6 +34,7 @@ from sqlalchemy.orm import joinedload
 
 import actions
 import call_control
+import transcript as transcript_module
 import twiml
 from audit import Actor
 from call_control import ControlError
@@ -242,8 +243,7 @@ def _call_context(call: Call) -> dict:
             transcript = call_control.transcript(call.sid)
         except ControlError as error:
             transcript_error = str(error)
-    stale = call.is_active and call.updated_at < utcnow() - timedelta(
-        seconds=current_app.config["STALE_AFTER_SECONDS"])
+    stale = call.is_stale
     polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
@@ -257,6 +257,8 @@ def _call_context(call: Call) -> dict:
     return {
         "call": call, "events": timeline, "operator_actions": operator_actions,
         "children": children, "transcript": transcript, "transcript_error": transcript_error,
+        "transcript_lines": transcript_module.fold(
+            (transcript or {}).get("transcript") or [], current_app.config["HOLD_MUSIC_URL"]),
         "stale": stale, "polling": polling, "fingerprint": fingerprint, "other_viewers": others,
         "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
         "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,
@@ -303,7 +305,7 @@ def call_live(sid: str):
     context = _call_context(_call_or_404(sid))
     if _unchanged(context["fingerprint"]):
         return Response(status=204)
-    return render_template("_call_live.html", **context)
+    return render_template("_call_live.html", oob=True, **context)
 
 
 # -------------------------------------------------------------- actions

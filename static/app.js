@@ -52,16 +52,46 @@
 
   // When a swap does happen, give focus back to the same control (ids are stable per call).
   var focusedId = null;
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  function rememberFocus(event) {
     var active = document.activeElement;
-    focusedId = active && active.id && event.detail.target.contains(active) ? active.id : null;
-  });
+    if (active && active.id && event.detail.target && event.detail.target.contains(active)) {
+      focusedId = active.id;
+    }
+  }
+  // An expanded fold (<details id=…>) stays expanded when its region is swapped.
+  var openDetails = [];
+  function rememberOpen(event) {
+    if (!event.detail.target) return;
+    event.detail.target.querySelectorAll("details[open][id]").forEach(function (el) {
+      openDetails.push(el.id);
+    });
+  }
+  document.addEventListener("htmx:beforeSwap", rememberFocus);
+  document.addEventListener("htmx:oobBeforeSwap", rememberFocus);
+  document.addEventListener("htmx:beforeSwap", rememberOpen);
   document.addEventListener("htmx:afterSettle", function () {
     tick();
+    showControls();
+    openDetails.forEach(function (id) {
+      var again = document.getElementById(id);
+      if (again) again.open = true;
+    });
+    openDetails = [];
     if (focusedId) {
       var again = document.getElementById(focusedId);
       if (again) again.focus();
       focusedId = null;
     }
   });
+
+  // A call's forms (Redirect, Send TwiML) live outside the polled regions, so typing is never
+  // disturbed; each shows only while the call's state allows it (#call-bar's data-controls).
+  function showControls() {
+    var bar = document.getElementById("call-bar");
+    if (!bar) return;
+    var allowed = (bar.getAttribute("data-controls") || "").split(" ");
+    document.querySelectorAll("[data-control]").forEach(function (el) {
+      el.hidden = allowed.indexOf(el.getAttribute("data-control")) < 0;
+    });
+  }
 })();

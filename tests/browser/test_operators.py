@@ -74,7 +74,7 @@ def test_claim_refusal_takeover_and_viewers(two_operators, stack):
     bob.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     bob.get_by_role("button", name="Take over").click()
     expect(bob.get_by_role("status").first).to_contain_text("You took this call over from Alice Liddell")
-    assert questions == ["Take this call over from Alice Liddell?"]
+    assert questions == ["Alice Liddell is handling the call from Grace Hopper +15555550161. Take it over?"]
     expect(bob.locator("#call-handler")).to_have_text("you")
     expect(alice.locator("#call-handler")).to_have_text("Bob Dylan", timeout=LIVE_TIMEOUT_MS)
     expect(alice.locator("#handler-notice")).to_contain_text("Bob Dylan is handling this call")

@@ -1,0 +1,117 @@
+"""The call page: controls that match the call's state (live), the transcript's folds, and
+no page wider than a phone."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from call_records import CallUpdate, record_call
+from models import db
+from support import basic_auth, new_call_sid
+
+from .conftest import ADMIN_PASSWORD, LIVE_TIMEOUT_MS, OUR_NUMBER
+from .test_panel_actions import open_live_call
+
+PHONE = {"width": 390, "height": 844}
+
+
+def record(stack, sid: str, status: str, to: str = "+15555550161") -> None:
+    """The app learns the call's status, as from a status callback."""
+    with stack.app.app_context():
+        record_call(CallUpdate(sid=sid, status=status, from_number=OUR_NUMBER, to_number=to,
+                               direction="outbound-api"))
+        db.session.commit()
+
+
+def test_controls_follow_the_calls_state_without_a_reload(panel: Page, stack):
+    sid = new_call_sid()
+    record(stack, sid, "ringing")
+    panel.goto(f"/admin/calls/{sid}")
+    bar = panel.locator("#call-bar")
+    # Ringing: only what Twilio accepts before an answer, each saying what it sends.
+    expect(bar.get_by_role("button", name="Cancel")).to_be_visible()
+    expect(bar.get_by_role("button", name="Hang up")).to_be_visible()
+    expect(bar).to_contain_text("Status=canceled")
+    expect(bar).to_contain_text("Status=completed")
+    expect(panel.get_by_label("Redirect URL")).to_be_hidden()
+    expect(panel.get_by_label("TwiML", exact=True)).to_be_hidden()
+
+    record(stack, sid, "in-progress")  # answered: new TwiML is accepted, Cancel is not
+    expect(panel.get_by_label("Redirect URL")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(panel.get_by_label("TwiML", exact=True)).to_be_visible()
+    expect(bar.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(bar).to_contain_text("Url")
+    panel.get_by_label("Redirect URL").fill("https://example.com/typed")
+
+    record(stack, sid, "completed")  # ended: nothing is offered any more
+    expect(panel.locator("#ended-note")).to_contain_text("completed", timeout=LIVE_TIMEOUT_MS)
+    expect(panel.get_by_label("Redirect URL")).to_be_hidden()
+    expect(panel.get_by_label("TwiML", exact=True)).to_be_hidden()
+    expect(bar.get_by_role("button")).to_have_count(0)
+
+
+def test_typing_survives_the_polls_of_a_live_call(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550162")
+    panel.get_by_label("Redirect URL").fill("https://example.com/half-typed")
+    panel.get_by_label("Redirect URL").focus()
+    # The hold loop keeps changing the transcript: wait for a few swaps of the polled region.
+    with panel.expect_response(lambda r: r.url.endswith(f"/admin/calls/{sid}/live")
+                               and r.status == 200, timeout=LIVE_TIMEOUT_MS * 2):
+        pass
+    expect(panel.get_by_label("Redirect URL")).to_have_value("https://example.com/half-typed")
+    expect(panel.get_by_label("Redirect URL")).to_be_focused()
+    stack.caller_hangs_up(sid)
+
+
+def test_twilio_refusing_new_twiml_for_a_ringing_call_is_explained(panel: Page, stack):
+    # The panel offers no Redirect while ringing; the API still asks Twilio, who says 21220.
+    panel.get_by_label("To").fill("+15555550163")
+    panel.get_by_role("button", name="Place call").click()
+    expect(panel.locator("#call-status")).to_contain_text("ringing", timeout=LIVE_TIMEOUT_MS)
+    sid = panel.url.rsplit("/", 1)[1]
+    expect(panel.locator("#not-answered")).to_be_visible()
+    answer = panel.request.post(f"/api/calls/{sid}/redirect", data={"url": "/voice/hold"},
+                                headers=basic_auth("admin", ADMIN_PASSWORD))
+    assert answer.status == 409
+    body = answer.json()
+    assert body["twilio_code"] == 21220
+    assert "The call is ringing: nobody has answered it yet" in body["message"]
+    assert "caller probably hung up" not in body["message"]  # no story that contradicts the status
+    panel.once("dialog", lambda dialog: dialog.accept())
+    panel.locator("#call-bar").get_by_role("button", name="Cancel").click()
+    expect(panel.locator("#call-status")).to_contain_text("canceled")
+    assert stack.emulator_call(sid)["status"] == "canceled"
+
+
+def test_hold_laps_fold_into_one_line_that_stays_open(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550164")
+    fold = panel.locator(".transcript .fold summary")
+    expect(fold).to_contain_text("hold music", timeout=LIVE_TIMEOUT_MS * 3)
+    expect(fold).to_contain_text("laps")
+    fold.click()
+    laps = fold.inner_text()
+    expect(fold).not_to_have_text(laps, timeout=LIVE_TIMEOUT_MS * 2)  # another lap: a swap
+    expect(panel.locator(".transcript .fold details[open]")).to_have_count(1)
+    stack.caller_hangs_up(sid)
+
+
+def test_no_page_scrolls_sideways_on_a_phone(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550165")
+    long_path = "/voice/hold?" + "&".join(f"segment{n}=" + "x" * 40 for n in range(12))
+    panel.get_by_label("Redirect URL").fill(long_path)
+    panel.get_by_label("Method").select_option("GET")
+    panel.get_by_role("button", name="Redirect", exact=True).click()
+    expect(panel.locator(".transcript")).to_contain_text("segment11", timeout=LIVE_TIMEOUT_MS)
+    dead = "http://127.0.0.1:9/" + "unreachable-" * 40
+    panel.get_by_label("Redirect URL").fill(dead)
+    panel.get_by_label("Method").select_option("POST")
+    panel.get_by_role("button", name="Redirect", exact=True).click()
+    expect(panel.locator(".transcript")).to_contain_text("11200", timeout=LIVE_TIMEOUT_MS * 4)
+
+    panel.set_viewport_size(PHONE)
+    for path in (f"/admin/calls/{sid}", "/admin", "/admin/history", "/admin/operators",
+                 "/admin/audit"):
+        panel.goto(path)
+        width = panel.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} is {width} px wide at {PHONE['width']} px"
+    expect(panel.get_by_role("button", name="Log out")).to_be_visible()
+    stack.caller_hangs_up(sid)

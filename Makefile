@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CHROMIUM ?= /usr/bin/chromium
 NODE_CACHE := .cache/emulator-node
 
-.PHONY: run test test-sqlite lint serve bench bench-history chromium postgresql clean reference bench-emulator
+.PHONY: run test test-sqlite lint serve bench bench-history bench-panel chromium postgresql clean reference bench-emulator
 
 run: $(VENV)/.installed ## Set up, then start the demo: the app and the local Twilio emulator
 	$(PY) demo.py
@@ -29,6 +29,9 @@ bench: $(VENV)/.installed ## Webhook throughput and latency against a bare Flask
 
 bench-history: $(VENV)/.installed ## History page server time with 100k calls
 	$(PY) bench/history_page.py
+
+bench-panel: $(VENV)/.installed ## The live list with 1,000 live calls: server time and bytes per poll, 50 operators' CPU
+	$(PY) bench/panel.py
 
 bench-emulator: $(VENV)/.installed ## The emulator's callback lateness with 500 simultaneous calls (and with one app URL hanging)
 	$(PY) bench/emulator.py

@@ -19,7 +19,6 @@ from audit import record as audit
 from call_control import ControlError
 from call_records import CALL_SID_PATTERN, CallUpdate, record_call, record_event
 from models import (
-    ACTIVE_STATUSES,
     CANCELABLE_STATUSES,
     STATUS_RANK,
     TERMINAL_RANK,
@@ -265,7 +264,7 @@ def claim(sid: str, actor: Actor, takeover: bool = False) -> ActionResult:
         condition.append(or_(Call.handler_id.is_(None), Call.handler_id == actor.operator_id,
                              Call.handler_id.in_(select(Operator.id).where(Operator.active.is_(False)))))
     won = db.session.execute(
-        update(Call).where(*condition).values(handler_id=actor.operator_id, claimed_at=utcnow())
+        update(Call).where(*condition).values(handler_id=actor.operator_id, claimed_at=utcnow(), changed_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     db.session.commit()
@@ -294,7 +293,7 @@ def release(sid: str, actor: Actor) -> ActionResult:
         return _not_found(sid)
     released = db.session.execute(
         update(Call).where(Call.sid == call.sid, Call.handler_id == actor.operator_id)
-        .values(handler_id=None, claimed_at=None).execution_options(synchronize_session=False)
+        .values(handler_id=None, claimed_at=None, changed_at=utcnow()).execution_options(synchronize_session=False)
     ).rowcount == 1
     db.session.commit()
     db.session.expire(call)
@@ -367,7 +366,7 @@ def refresh_status(sid: str) -> str | None:
 def sync_live_calls(actor: Actor) -> ActionResult:
     """Fetch every call we think is live from Twilio and record what changed."""
     sids = db.session.scalars(
-        select(Call.sid).where(Call.status.in_(ACTIVE_STATUSES)).order_by(Call.created_at)
+        select(Call.sid).where(Call.live()).order_by(Call.created_at)
     ).all()
     changed, failed = [], []
     for sid in sids:

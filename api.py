@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 import actions
 import audit
 from auth import basic_auth_required
-from models import ACTIVE_STATUSES, MAX_PAGE, STATUS_RANK, Call, db
+from models import MAX_PAGE, STATUS_RANK, Call, db
 from panel import viewers
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -42,20 +42,20 @@ def list_calls():
     page = _positive_int_arg("page", 1)
     per_page = min(_positive_int_arg("per_page", 50), MAX_PER_PAGE)
     query = db.select(Call).options(joinedload(Call.handler_operator)) \
-        .order_by(Call.created_at.desc(), Call.sid.desc())
+        .order_by(*Call.newest_first())
     handler = request.args.get("handler")
     if handler:
         if handler != "me":
             abort(400, description="handler takes one value: me")
         query = query.where(Call.handler_id == g.operator.id,
-                            Call.status.in_(ACTIVE_STATUSES))
+                            Call.live())
     status = request.args.get("status")
     if status:
         if status not in STATUS_RANK:
             abort(400, description=f"status must be one of: {', '.join(STATUS_RANK)}")
         query = query.where(Call.status == status)
     if request.args.get("active") in ("1", "true"):
-        query = query.where(Call.status.in_(ACTIVE_STATUSES))
+        query = query.where(Call.live())
     pagination = db.paginate(query, page=page, per_page=per_page, error_out=False)
     return jsonify(
         calls=[call.to_dict() for call in pagination.items],

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
 
-from sqlalchemy import Connection, case, func, insert, literal, update
+from sqlalchemy import Connection, case, false, func, insert, literal, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from database import writers_in_turn
@@ -107,6 +107,8 @@ def _call_values(change: CallUpdate) -> dict:
         "duration": change.duration,
         "created_at": now,
         "updated_at": now,
+        "changed_at": now,
+        "shown_stale": False,
     }
 
 
@@ -139,6 +141,11 @@ def _merge(incoming) -> dict:
         "status": case((advance, incoming("status")), else_=calls.status),
         "status_rank": case((advance, incoming("status_rank")), else_=calls.status_rank),
         "updated_at": incoming("updated_at"),
+        # A change for the live list only if the status moved, or the panel showed the call
+        # as possibly stale: "still here" from the hold loop changes nothing it shows.
+        "changed_at": case((or_(advance, calls.shown_stale), incoming("changed_at")),
+                           else_=calls.changed_at),
+        "shown_stale": false(),
         **{c: func.coalesce(calls[c], incoming(c)) for c in _FILL_IN_COLUMNS},
     }
 

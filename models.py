@@ -8,6 +8,7 @@ from flask import current_app
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -80,6 +81,8 @@ class Call(db.Model):
         # even the last page's, come from the index alone (bench/history_page.py).
         Index("ix_calls_created_at_sid", "created_at", "sid"),
         Index("ix_calls_status_created_at_sid", "status", "created_at", "sid"),
+        # The live list's change feed: a poll reads only the calls changed since its last.
+        Index("ix_calls_changed_at", "changed_at"),
     )
 
     sid: Mapped[str] = mapped_column(String(34), primary_key=True)
@@ -94,7 +97,13 @@ class Call(db.Model):
     status_rank: Mapped[int]
     duration: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # last heard from Twilio
+    # When the call last changed in a way the panel shows (status, handler, staleness): a
+    # webhook that only says "still here" leaves it, so the hold loop costs the panel nothing.
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The panel shows the call as possibly stale (set by panel.mark_stale_calls): hearing
+    # from it again is then a change.
+    shown_stale: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     # The operator who claimed the call ("I'm on it"). Webhooks never write these columns, and
     # the claim counts only while the call is live (`handler`), so ending a call costs nothing.
     handler_id: Mapped[int | None] = mapped_column(

@@ -22,13 +22,13 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 import audit
 from audit import Actor
 from auth import admin_required, end_sessions, find_operator, hash_password
-from models import Operator, db
+from models import Call, Operator, db, utcnow
 from panel import page_number
 
 bp = Blueprint("operators", __name__, cli_group="operators")
@@ -91,6 +91,9 @@ def set_active(username: str, active: bool, actor: Actor) -> Operator:
     operator.active = active
     if not active:
         end_sessions(operator)
+    # The calls they handle now show another handler (or nobody): a change for the live list.
+    db.session.execute(update(Call).where(Call.handler_id == operator.id, Call.live())
+                       .values(changed_at=utcnow()).execution_options(synchronize_session=False))
     db.session.commit()
     audit.record(actor, "operator-activate" if active else "operator-deactivate",
                  {"username": operator.username})

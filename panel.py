@@ -1,19 +1,19 @@
 """The operator panel: the live list, history, a call's page, and the operator actions.
 
-Live updates are htmx polling of server-rendered partials: the database is the only source
-of truth, so it works with any number of gunicorn workers. Each partial is one template,
-included in its full page and returned alone to htmx. The poller sends back the fingerprint
-of what it shows; when nothing changed the answer is a 204 and htmx leaves the page alone,
-so focus and half-typed input are never disturbed. Forms with text fields live outside
-the polled regions.
+Live updates are polls of server-rendered HTML: the database is the only source of truth,
+so it works with any number of gunicorn workers. The live list asks for the rows changed
+since its cursor (see "live list" below); a call's page polls its partial with htmx, sending
+the fingerprint of what it shows, and a 204 leaves the page alone when nothing changed. Forms
+with text fields live outside the polled regions, so focus and half-typed input are never
+disturbed.
 """
 from __future__ import annotations
 
 import getpass
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 import click
 from flask import (
@@ -29,7 +29,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 import actions
@@ -40,6 +40,7 @@ from audit import Actor
 from call_control import ControlError
 from models import (
     ACTIVE_STATUSES,
+    CANCELABLE_STATUSES,
     MAX_PAGE,
     STATUS_RANK,
     VIEWER_SECONDS,
@@ -48,6 +49,7 @@ from models import (
     CallView,
     OperatorAction,
     db,
+    stale_before,
     upsert_dialect,
     utcnow,
 )
@@ -64,6 +66,7 @@ def init_app(app: Flask) -> None:
     """Register the panel's pages and the sync-calls CLI command."""
     app.register_blueprint(bp)
     app.jinja_env.globals["status_class"] = status_class
+    app.jinja_env.globals["row_version"] = version
     app.jinja_env.filters["pretty_xml"] = twiml.pretty
 
 
@@ -74,14 +77,20 @@ def index():
 
 
 # -------------------------------------------------------------- live list
+#
+# The page renders every live call once; after that each poll asks only for what changed
+# since its cursor (Call.changed_at, indexed), so a poll when nothing changed reads no call
+# and a poll after one change sends one row. Commits can land in a different order than
+# their changed_at (two workers, two instances), so a poll looks FEED_LAG further back and
+# the page says which of those rows it already has (X-Seen: sid@version, …).
 
-@dataclass
-class LiveRow:
-    """One call in the live list; `depth` 1 for a <Dial> child leg under its parent."""
-
-    call: Call
-    depth: int
-    stale: bool
+FEED_LAG = timedelta(seconds=5)
+# More changed rows than this since the cursor (a laptop waking up): send the whole list.
+FEED_RESET_ROWS = 200
+# How often each process marks the calls that went quiet as possibly stale.
+STALE_SWEEP_SECONDS = 10
+SEEN_HEADER = "X-Seen"
+_LAST_SWEEP = "switchboard.stale_sweep"
 
 
 def status_class(status: str) -> str:
@@ -89,70 +98,127 @@ def status_class(status: str) -> str:
     return "status-" + (status if status in STATUS_RANK else "unknown")
 
 
-def _live_rows(mine: bool = False) -> list[LiveRow]:
-    """Live calls, newest first, each child leg right under its parent; `mine`: only the
-    calls the current operator handles."""
-    query = select(Call).where(Call.status.in_(ACTIVE_STATUSES)) \
-        .options(joinedload(Call.handler_operator)) \
-        .order_by(Call.created_at.desc(), Call.sid.desc())
+def version(call: Call) -> str:
+    """The version of a call's row in the live list (its changed_at, to the microsecond)."""
+    return call.changed_at.isoformat(timespec="microseconds")
+
+
+def mark_stale_calls(force: bool = False) -> None:
+    """Mark the live calls nobody heard from for STALE_AFTER_SECONDS as shown stale (a change
+    for the live list), at most every STALE_SWEEP_SECONDS per process unless `force`."""
+    now = time.monotonic()
+    if not force and now - current_app.extensions.get(_LAST_SWEEP, -STALE_SWEEP_SECONDS) \
+            < STALE_SWEEP_SECONDS:
+        return
+    current_app.extensions[_LAST_SWEEP] = now
+    db.session.execute(
+        update(Call).where(Call.live(), Call.shown_stale.is_(False),
+                           Call.updated_at < stale_before())
+        .values(shown_stale=True, changed_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def _live_calls(mine: bool) -> list[Call]:
+    """Live calls, newest first, each child leg right under its parent; `mine`: only the calls
+    the current operator handles."""
+    query = select(Call).where(Call.live()).options(joinedload(Call.handler_operator)) \
+        .order_by(*Call.newest_first())
     if mine:
         query = query.where(Call.handler_id == current_user.id)
     calls = db.session.scalars(query).all()
-    stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
     live_sids = {c.sid for c in calls}
     children: dict[str, list[Call]] = {}
     for c in calls:
         if c.parent_call_sid in live_sids:
             children.setdefault(c.parent_call_sid, []).append(c)
-    rows: list[LiveRow] = []
+    ordered: list[Call] = []
     for c in calls:
         if c.parent_call_sid in live_sids:
             continue
-        rows.append(LiveRow(c, 1 if c.parent_call_sid else 0, c.updated_at < stale_before))
-        for child in reversed(children.get(c.sid, [])):
-            rows.append(LiveRow(child, 1, child.updated_at < stale_before))
-    return rows
+        ordered.append(c)
+        ordered.extend(reversed(children.get(c.sid, [])))
+    return ordered
 
 
-def _fingerprint(data) -> str:
-    return hashlib.sha256(repr(data).encode()).hexdigest()[:20]
+def _counts() -> dict[str, int]:
+    """How many calls are live, and how many of them ring (for the tab title)."""
+    rows = db.session.execute(select(Call.status, func.count()).where(Call.live())
+                              .group_by(Call.status)).all()
+    by_status = dict(rows)
+    return {"live": sum(by_status.values()),
+            "ringing": sum(by_status.get(s, 0) for s in CANCELABLE_STATUSES)}
 
 
-def _unchanged(fingerprint: str) -> bool:
-    """True when the poller already shows exactly this (then we answer 204: no swap)."""
-    return request.headers.get("HX-Request") == "true" and \
-        request.headers.get(FINGERPRINT_HEADER) == fingerprint
+def _cursor() -> str:
+    """The newest change the database holds: where a freshly rendered page's feed starts."""
+    newest = db.session.scalar(select(func.max(Call.changed_at)))
+    return newest.isoformat(timespec="microseconds") if newest else "1970-01-01T00:00:00.000000"
 
 
-def _live_context() -> dict:
-    mine = request.args.get("mine") == "1"
-    rows = _live_rows(mine)
-    fingerprint = _fingerprint([mine, current_user.id] + [
-        (r.call.sid, r.call.status, r.depth, r.stale, r.call.from_number, r.call.to_number,
-         r.call.caller_name, r.call.direction, r.call.created_at, r.call.handler_id)
-        for r in rows
-    ])
-    return {"rows": rows, "fingerprint": fingerprint, "mine": mine,
-            "poll_ms": current_app.config["PANEL_POLL_MS"]}
+def _parse_seen(header: str) -> dict[str, str]:
+    """X-Seen: "sid@version, …" → {sid: version} (malformed entries are ignored)."""
+    seen = {}
+    for item in header.split(",")[:FEED_RESET_ROWS * 2]:
+        sid, _, at = item.strip().partition("@")
+        if sid and at:
+            seen[sid] = at
+    return seen
+
+
+def _belongs(call: Call, mine: bool) -> bool:
+    return call.is_active and (not mine or call.handler_id == current_user.id)
 
 
 @bp.get("/admin")
 @login_required
 def live():
-    """The live list of calls, kept current by polling its partial."""
-    return render_template("live.html", demo=_demo_mode(),
-                           phone_number=current_app.config["TWILIO_PHONE_NUMBER"],
-                           **_live_context())
+    """The live list of calls, kept current by polling for what changed."""
+    mark_stale_calls()
+    mine = request.args.get("mine") == "1"
+    return render_template("live.html", demo=_demo_mode(), mine=mine, calls=_live_calls(mine),
+                           cursor=_cursor(), counts=_counts(),
+                           poll_ms=current_app.config["PANEL_POLL_MS"],
+                           lag_ms=int(FEED_LAG.total_seconds() * 1000),
+                           phone_number=current_app.config["TWILIO_PHONE_NUMBER"])
 
 
 @bp.get("/admin/live")
 @login_required
 def live_rows():
-    """The live list's table body alone, for htmx; 204 when nothing changed."""
-    context = _live_context()
-    if _unchanged(context["fingerprint"]):
+    """What changed in the live list since ?since= (204: nothing), as rows to put in place
+    and rows to take out; without ?since=, or after too many changes, the whole list."""
+    mark_stale_calls()
+    mine = request.args.get("mine") == "1"
+    raw_since = request.args.get("since", "")
+    if not raw_since:
+        return _whole_list(mine)
+    try:
+        since = datetime.fromisoformat(raw_since)
+    except ValueError:
+        abort(400, description="since must be an ISO 8601 time, as the page received it.")
+    seen = _parse_seen(request.headers.get(SEEN_HEADER, ""))
+    changed = db.session.execute(
+        select(Call.sid, Call.changed_at).where(Call.changed_at > since - FEED_LAG)
+        .limit(FEED_RESET_ROWS + 1)).all()
+    if len(changed) > FEED_RESET_ROWS:
+        return _whole_list(mine)
+    fresh = [sid for sid, at in changed
+             if seen.get(sid) != at.isoformat(timespec="microseconds")]
+    if not fresh:
         return Response(status=204)
-    return render_template("_live_rows.html", **context)
+    calls = db.session.scalars(select(Call).where(Call.sid.in_(fresh))
+                               .options(joinedload(Call.handler_operator))
+                               .order_by(Call.created_at, Call.sid)).all()
+    newest = max(at for _, at in changed).isoformat(timespec="microseconds")
+    return render_template("_live_update.html", cursor=max(newest, raw_since), counts=_counts(),
+                           calls=[c for c in calls if _belongs(c, mine)],
+                           gone=[c for c in calls if not _belongs(c, mine)], reset=False,
+                           mine=mine)
+
+
+def _whole_list(mine: bool):
+    return render_template("_live_update.html", cursor=_cursor(), counts=_counts(),
+                           calls=_live_calls(mine), gone=[], reset=True, mine=mine)
 
 
 # -------------------------------------------------------------- history
@@ -220,6 +286,16 @@ def history():
 
 
 # -------------------------------------------------------------- one call
+
+def _fingerprint(data) -> str:
+    return hashlib.sha256(repr(data).encode()).hexdigest()[:20]
+
+
+def _unchanged(fingerprint: str) -> bool:
+    """True when the poller already shows exactly this (then we answer 204: no swap)."""
+    return request.headers.get("HX-Request") == "true" and \
+        request.headers.get(FINGERPRINT_HEADER) == fingerprint
+
 
 def _call_or_404(sid: str) -> Call:
     return db.get_or_404(Call, sid, description="No call with that CallSid is recorded.")

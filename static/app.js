@@ -43,6 +43,7 @@
   }
   document.addEventListener("DOMContentLoaded", tick);
   setInterval(tick, 1000);
+  window.Switchboard = {tick: tick};
 
   // Polling: tell the server what we already show, so an unchanged list is a 204 (no swap).
   document.addEventListener("htmx:configRequest", function (event) {

@@ -9,6 +9,7 @@ from app import create_app
 from call_records import CallUpdate, record_call
 from emulator.server import serve_in_thread
 from models import Call, db, utcnow
+from panel import mark_stale_calls
 
 from .conftest import LIVE_TIMEOUT_MS
 
@@ -70,6 +71,8 @@ def test_a_call_nobody_heard_from_is_marked_possibly_stale(panel: Page, stack):
                                to_number="+15555550100", direction="inbound"))
         db.session.get(Call, sid).updated_at = utcnow() - timedelta(hours=2)
         db.session.commit()
+        with stack.app.test_request_context():
+            mark_stale_calls(force=True)  # the panel's sweep, due every STALE_SWEEP_SECONDS
     row = panel.locator(f"#live-calls tr[data-sid='{sid}']")
     expect(row).to_contain_text("possibly stale", timeout=LIVE_TIMEOUT_MS)
     # Twilio (the emulator) has never heard of it: Sync says so instead of failing.

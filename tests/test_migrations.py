@@ -180,6 +180,26 @@ def test_operators_migration_splits_the_api_marker_from_the_username(app, databa
     assert [tuple(row) for row in rows] == [("admin", "api", "hangup"), ("admin", "panel", "redirect")]
 
 
+def test_live_changes_migration_dates_each_call_from_when_it_was_last_heard(app, database_url):
+    """d4ca11ed0004: an existing call's changed_at starts as its updated_at, not stale."""
+    with app.app_context():
+        config = migrate.get_config()
+        config.attributes["configure_logging"] = False
+        command.downgrade(config, "b2c0ffee0002")
+        sid = new_call_sid()
+        run_sql(database_url, f"""
+            INSERT INTO calls (sid, status, status_rank, created_at, updated_at)
+            VALUES ('{sid}', 'in-progress', 3, '2026-11-20 10:00:00', '2026-11-20 10:05:00')
+        """)
+        command.upgrade(config, "d4ca11ed0004")
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        row = connection.execute(sa.text(
+            "SELECT changed_at, shown_stale FROM calls WHERE sid = :sid"), {"sid": sid}).one()
+    engine.dispose()
+    assert str(row[0]).startswith("2026-11-20 10:05:00") and not row[1]
+
+
 def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(make_app, tmp_path):
     """SQLite migrations run in one transaction: when one fails half-way (here: a row that
     refers to a call that does not exist, found by the foreign key check at the end), no

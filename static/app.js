@@ -2,10 +2,12 @@
 (function () {
   "use strict";
 
-  // Confirmation before destructive actions: <form data-confirm="Hang up this call?">.
+  // Confirmation before destructive actions: <form data-confirm="Hang up this call?">, or on
+  // the button that submits (a live-list row has one form for all its buttons).
   document.addEventListener("submit", function (event) {
-    var form = event.target;
-    var question = form.getAttribute && form.getAttribute("data-confirm");
+    var form = event.target, button = event.submitter;
+    var question = (button && button.getAttribute("data-confirm")) ||
+                   (form.getAttribute && form.getAttribute("data-confirm"));
     if (question && !window.confirm(question)) {
       event.preventDefault();
     }

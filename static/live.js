@@ -80,12 +80,12 @@
   }
 
   function replace(old, row) {
-    var active = document.activeElement, focusId = null;
-    if (active && old.contains(active)) focusId = active === old ? row.id : active.id;
+    var active = document.activeElement;
+    var had = active && old.contains(active) ? (active === old ? "row" : active.getAttribute("data-key")) : null;
     old.replaceWith(row);
-    if (focusId) {
-      var again = document.getElementById(focusId);
-      if (again) again.focus();
+    if (had) {  // focus stays on the same control of the call, or on its row
+      var again = had === "row" ? row : row.querySelector("[data-key='" + had + "']");
+      (again || row).focus();
     }
     if (old.getAttribute("data-status") !== row.getAttribute("data-status") && row.getAttribute("data-status") === "in-progress") {
       announce("Call " + row.getAttribute("data-label") + " answered.");

@@ -155,3 +155,13 @@ def simulate_incoming(from_: str, caller_name: str | None, to: str | None = None
 def transcript(sid: str) -> dict:
     """The caller's-eye transcript of a call, from the emulator."""
     return _emulator("GET", f"/emulator/calls/{sid}/transcript")
+
+
+def caller_presses(sid: str, digits: str) -> dict:
+    """Demo mode: the simulated caller presses `digits` now."""
+    return _emulator("POST", f"/emulator/calls/{sid}/digits", json={"digits": digits})
+
+
+def caller_hangs_up(sid: str) -> dict:
+    """Demo mode: the simulated caller puts the phone down."""
+    return _emulator("POST", f"/emulator/calls/{sid}/hangup")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 import time
 from datetime import datetime, timedelta
 
@@ -515,6 +516,48 @@ def simulate():
         sid = call.get("call_sid") if isinstance(call, dict) else None
         flash(f"Simulated a call from {from_number}" + (f" ({sid})." if sid else "."), "ok")
     return redirect(url_for("panel.live"))
+
+
+_DIGITS = re.compile(r"^[0-9*#]{1,64}$")
+
+
+@bp.post("/admin/calls/<sid>/caller/digits")
+@login_required
+def caller_presses(sid: str):
+    """Demo mode: the simulated caller presses keys (as at a <Gather>)."""
+    call = _demo_call_or_404(sid)
+    digits = (request.form.get("digits") or "").strip()
+    if not _DIGITS.match(digits):
+        flash("Keys must be one to 64 of 0–9, * and #.", "error")
+    else:
+        _as_the_caller(lambda: call_control.caller_presses(call.sid, digits),
+                       f"The caller pressed {digits}.")
+    return redirect(url_for("panel.call_page", sid=call.sid))
+
+
+@bp.post("/admin/calls/<sid>/caller/hangup")
+@login_required
+def caller_hangs_up(sid: str):
+    """Demo mode: the simulated caller hangs up."""
+    call = _demo_call_or_404(sid)
+    _as_the_caller(lambda: call_control.caller_hangs_up(call.sid), "The caller hung up.")
+    return redirect(url_for("panel.call_page", sid=call.sid))
+
+
+def _demo_call_or_404(sid: str) -> Call:
+    if not _demo_mode():
+        abort(404)
+    return _call_or_404(sid)
+
+
+def _as_the_caller(act, done: str) -> None:
+    """Ask the emulator to act as the caller; flash what happened."""
+    try:
+        act()
+    except ControlError as error:
+        flash(f"The emulator refused: {error.message}", "error")
+    else:
+        flash(done, "ok")
 
 
 def _demo_mode() -> bool:

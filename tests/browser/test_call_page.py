@@ -114,4 +114,45 @@ def test_no_page_scrolls_sideways_on_a_phone(panel: Page, stack):
         width = panel.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} is {width} px wide at {PHONE['width']} px"
     expect(panel.get_by_role("button", name="Log out")).to_be_visible()
+
     stack.caller_hangs_up(sid)
+    sid = stack.ring("+15555550168")
+    panel.goto("/admin")  # one card per call, each control at least 44 px and on top
+    controls = panel.locator(f"#live-calls tr[data-sid='{sid}'] .row-actions").locator("a, button")
+    expect(controls.first).to_be_visible()
+    for index in range(controls.count()):
+        control = controls.nth(index)
+        box = control.bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, (control.inner_text(), box)
+        hit = panel.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('a, button')"
+                             "?.getAttribute('aria-label')",
+                             [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+        assert hit == control.get_attribute("aria-label")
+    stack.caller_hangs_up(sid)
+
+
+def test_in_demo_mode_the_operator_can_act_as_the_caller(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550166")
+    panel.get_by_label("Preset").select_option(label="Feedback survey")
+    panel.get_by_role("button", name="Send TwiML").click()
+    expect(panel.locator(".transcript")).to_contain_text("How did we do today")
+    panel.get_by_label("Keys to press").fill("4")
+    panel.get_by_role("button", name="Press keys").click()
+    expect(panel.get_by_role("status").first).to_contain_text("The caller pressed 4.")
+    expect(panel.locator(".transcript")).to_contain_text("You pressed 4", timeout=LIVE_TIMEOUT_MS)
+    # The survey hangs up after thanking the caller: the caller's controls go with the call.
+    expect(panel.locator("#ended-note")).to_be_visible(timeout=LIVE_TIMEOUT_MS * 2)
+    expect(panel.get_by_label("Keys to press")).to_be_hidden()
+    assert "4" in [line["text"] for line in stack.emulator_call(sid)["transcript"]
+                   if line["kind"] == "digits"][0]
+
+
+def test_the_caller_hangs_up_from_the_call_page(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550167")
+    panel.get_by_label("Keys to press").fill("12x")  # not keys: refused before the emulator
+    panel.get_by_label("Keys to press").evaluate("el => el.removeAttribute('pattern')")
+    panel.get_by_role("button", name="Press keys").click()
+    expect(panel.get_by_role("alert")).to_contain_text("Keys must be one to 64 of 0–9, * and #")
+    panel.get_by_role("button", name="The caller hangs up").click()
+    expect(panel.locator("#call-status")).to_contain_text("completed", timeout=LIVE_TIMEOUT_MS)
+    assert stack.emulator_call(sid)["status"] == "completed"

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select, update
 
 import call_control
 import twiml
+import wire_log
 from audit import Actor
 from audit import record as audit
 from call_control import ControlError
@@ -422,5 +423,7 @@ def _record_instance(instance, event_source: str | None) -> None:
 
 
 def _record(sid, actor: Actor, name, params, ok, result, code=None) -> OperatorAction:
-    """Store one operator action in the audit trail."""
-    return audit(actor, name, params, ok, result, call_sid=sid, code=code)
+    """Store one operator action in the audit trail, with the REST requests made for it."""
+    action = audit(actor, name, params, ok, result, call_sid=sid, code=code)
+    wire_log.claim_exchanges(action.id, sid)
+    return action

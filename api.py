@@ -1,13 +1,15 @@
 """JSON API for scripts, the panel and tests (HTTP Basic with the operator's credentials)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 import actions
 import audit
+import call_control
 from auth import basic_auth_required
+from journey import journey as journey_of
 from models import MAX_PAGE, STATUS_RANK, Call, db
 from panel import viewers
 
@@ -78,6 +80,25 @@ def get_call(sid: str):
         events=[event.to_dict() for event in call.events],
         actions=[action.to_dict() for action in call.actions],
     )
+
+
+@bp.get("/calls/<sid>/journey")
+@basic_auth_required
+def get_journey(sid: str):
+    """Everything that happened to the call, oldest first: webhooks, status callbacks, the
+    app's SDK requests, operator actions, Debugger events, and in demo mode what the caller
+    heard. Each entry has kind, at, summary, and where they apply request, response,
+    error_code (with its explanation), sdk_code and curl."""
+    call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
+    heard = None
+    if current_app.config["EMULATOR_URL"]:
+        try:
+            heard = call_control.transcript(call.sid)
+        except call_control.ControlError:
+            heard = None
+    entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard,
+                         current_app.config["HOLD_MUSIC_URL"])
+    return jsonify(call_sid=call.sid, entries=[entry.to_dict() for entry in entries])
 
 
 # Operator actions for scripts: the same validation and record as the panel (actions.py).

@@ -20,6 +20,7 @@ import auth
 import operators
 import panel
 import voice
+import wire_log
 from config import database_url, load_config
 from database import SCHEMA_CURRENT, init_db
 from models import db
@@ -51,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.session_interface = _SessionInterface()
     init_db(app)
+    wire_log.init_app(app)
     csrf.init_app(app)
     # Twilio signs its requests and scripts use HTTP Basic: neither carries a session cookie.
     csrf.exempt(voice.bp)

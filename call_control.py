@@ -7,7 +7,10 @@ handle one exception type: refusals, timeouts and connection errors alike.
 """
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import requests
 from flask import current_app
@@ -15,8 +18,45 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+import wire_log
+
 _EXTENSION_KEY = "switchboard.twilio_client"
 STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+class RecordingHttpClient(TwilioHttpClient):
+    """The SDK's own HTTP client, noting every request it makes in the wire log: method, URL,
+    form parameters, Twilio's status and answer, time taken. Never the credentials."""
+
+    def request(self, method, url, params=None, data=None, headers=None, auth=None,
+                timeout=None, allow_redirects=False):
+        """Make the request as TwilioHttpClient does, and note the exchange."""
+        began = time.perf_counter()
+        status = body = code = None
+        try:
+            response = super().request(method, url, params=params, data=data, headers=headers,
+                                       auth=auth, timeout=timeout,
+                                       allow_redirects=allow_redirects)
+            status, body = response.status_code, response.text
+            if status >= 400:
+                code = _error_code(body)
+            return response
+        except Exception as error:
+            body = f"No answer: {type(error).__name__}: {error}"
+            raise
+        finally:
+            full_url = url + ("?" + urlencode(params, doseq=True) if params else "")
+            wire_log.record_exchange(method, full_url, data, status, body,
+                                     (time.perf_counter() - began) * 1000, code)
+
+
+def _error_code(body: str | None) -> int | None:
+    """Twilio's error code in a REST error answer (JSON `code`), if any."""
+    try:
+        code = json.loads(body or "").get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 @dataclass
@@ -43,7 +83,7 @@ def client() -> Client:
     built = Client(
         config["TWILIO_ACCOUNT_SID"],
         config["TWILIO_AUTH_TOKEN"],
-        http_client=TwilioHttpClient(timeout=config["TWILIO_TIMEOUT_SECONDS"]),
+        http_client=RecordingHttpClient(timeout=config["TWILIO_TIMEOUT_SECONDS"]),
     )
     if config["TWILIO_API_BASE_URL"]:
         built.api.base_url = config["TWILIO_API_BASE_URL"].rstrip("/")

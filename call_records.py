@@ -18,7 +18,7 @@ from sqlalchemy import Connection, case, false, func, insert, literal, or_, upda
 from sqlalchemy.exc import IntegrityError
 
 from database import writers_in_turn
-from models import STATUS_RANK, Call, CallEvent, db, upsert_dialect, utcnow
+from models import STATUS_RANK, Call, CallEvent, DebuggerEvent, db, upsert_dialect, utcnow
 
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
 # Caller-controlled text we store, and the column length it must fit (on any database).
@@ -342,3 +342,67 @@ def _as_dict(params) -> dict:
     if hasattr(params, "lists"):
         return {k: (v[0] if len(v) == 1 else v) for k, v in params.lists()}
     return dict(params)
+
+
+# -------------------------------------------------------------- Twilio's Debugger webhook
+
+_DEBUGGER_SID = re.compile(r"^NO[0-9a-fA-F]{32}\Z")
+_DEBUGGER_LEVELS = ("Error", "Warning", "Info")
+MAX_DEBUGGER_PAYLOAD = 32_000
+
+
+def record_debugger_event(params) -> bool:
+    """Store one Debugger event (Sid, Level, Timestamp, Payload) unless its Sid is stored;
+    True if it was new. The call it concerns is the payload's resource_sid."""
+    fields = _first_values(params)
+    sid = fields.get("Sid", "")
+    if not _DEBUGGER_SID.match(sid):
+        raise BadWebhook("Sid must be NO followed by 32 hex digits")
+    level = fields.get("Level", "")
+    if level not in _DEBUGGER_LEVELS:
+        raise BadWebhook(f"Level must be one of {', '.join(_DEBUGGER_LEVELS)}")
+    raw = fields.get("Payload") or "{}"
+    if len(raw) > MAX_DEBUGGER_PAYLOAD:
+        raise BadWebhook(f"Payload is longer than {MAX_DEBUGGER_PAYLOAD} characters")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise BadWebhook("Payload must be JSON") from None
+    if not isinstance(payload, dict):
+        raise BadWebhook("Payload must be a JSON object")
+    resource = payload.get("resource_sid")
+    code = str(payload.get("error_code") or "")
+    values = {
+        "sid": sid, "level": level,
+        "call_sid": resource if isinstance(resource, str) and CALL_SID_PATTERN.match(resource)
+        else None,
+        "error_code": int(code) if _DIGITS.fullmatch(code) else None,
+        "timestamp": _optional_iso_or_rfc2822(fields.get("Timestamp")),
+        "payload": raw, "received_at": utcnow(),
+    }
+    dialect = upsert_dialect(db.engine.dialect.name)
+    with writers_in_turn():
+        if dialect is None:
+            if db.session.get(DebuggerEvent, sid) is not None:
+                return False
+            db.session.add(DebuggerEvent(**values))
+            new = True
+        else:
+            new = db.session.execute(dialect.insert(DebuggerEvent).values(values)
+                                     .on_conflict_do_nothing(index_elements=["sid"])
+                                     .returning(DebuggerEvent.sid)).first() is not None
+        db.session.commit()
+    return new
+
+
+def _optional_iso_or_rfc2822(raw: str | None) -> datetime | None:
+    """The Debugger's Timestamp (ISO 8601; RFC 2822 accepted too) as naive UTC, or None."""
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return _optional_rfc2822(raw)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed if parsed.year in _PLAUSIBLE_YEARS else None

@@ -82,6 +82,8 @@ def load_config() -> dict:
         "EMULATOR_URL": os.environ.get("EMULATOR_URL", ""),
         # A live call that has heard nothing for this long is marked "possibly stale".
         "STALE_AFTER_SECONDS": env_number("STALE_AFTER_SECONDS", 300, minimum=1),
+        # How long the wire log (webhooks received, REST requests made) is kept.
+        "REQUEST_LOG_DAYS": env_number("REQUEST_LOG_DAYS", 7, minimum=1),
         # How long one request to Twilio's REST API (or the emulator) may take.
         "TWILIO_TIMEOUT_SECONDS": env_number("TWILIO_TIMEOUT_SECONDS", 10.0, float, 0.1),
         # The operator panel's live list polls this often (milliseconds).

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -346,3 +346,63 @@ class CallView(db.Model):
 def isoformat(value: datetime | None) -> str | None:
     """Format a stored (naive UTC) datetime as ISO 8601 with a Z, or None."""
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+class WireEntry(db.Model):
+    """One HTTP exchange with Twilio, as it crossed the wire: a webhook Twilio sent us (the
+    Voice URL and its TwiML requests, a status callback, a Debugger event), refused ones too,
+    or a REST request the app made through the SDK (never its credentials)."""
+
+    __tablename__ = "wire_log"
+    __table_args__ = (
+        Index("ix_wire_log_call_sid_id", "call_sid", "id"),
+        Index("ix_wire_log_at", "at"),  # retention (REQUEST_LOG_DAYS) deletes by age
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))  # webhook, status_callback, debugger, rest
+    # The call it belongs to: for a webhook only when its signature was valid.
+    call_sid: Mapped[str | None] = mapped_column(String(34))
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)  # for a webhook, the URL its signature was checked on
+    params: Mapped[str] = mapped_column(Text)  # form or query parameters, as JSON
+    signature: Mapped[str | None] = mapped_column(String(16))  # valid, invalid, missing, unchecked
+    status: Mapped[int | None]  # the response's HTTP status; None: no response (timeout, refused)
+    response: Mapped[str | None] = mapped_column(Text)  # its body (bounded), or the failure
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operator_actions.id", name="fk_wire_log_action_id_operator_actions"))
+    error_code: Mapped[int | None]  # Twilio's code in a REST error answer
+
+    @property
+    def parameters(self) -> dict:
+        """The parameters as a dict."""
+        try:
+            value = json.loads(self.params or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+class DebuggerEvent(db.Model):
+    """An error or warning from Twilio's Debugger webhook, stored once (by its Sid)."""
+
+    __tablename__ = "debugger_events"
+
+    sid: Mapped[str] = mapped_column(String(34), primary_key=True)
+    call_sid: Mapped[str | None] = mapped_column(String(34), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[int | None]
+    timestamp: Mapped[datetime | None]
+    payload: Mapped[str] = mapped_column(Text)  # Twilio's Payload (JSON text), as sent
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def details(self) -> dict:
+        """The payload as a dict ({} if it was not JSON)."""
+        try:
+            value = json.loads(self.payload or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}

@@ -39,6 +39,7 @@ import transcript as transcript_module
 import twiml
 from audit import Actor
 from call_control import ControlError
+from journey import journey as journey_of
 from models import (
     ACTIVE_STATUSES,
     CANCELABLE_STATUSES,
@@ -325,14 +326,17 @@ def _call_context(call: Call) -> dict:
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
     timeline = status_timeline(events)
+    steps = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], transcript,
+                       current_app.config["HOLD_MUSIC_URL"])
     fingerprint = _fingerprint([
         call.status, call.duration, stale, polling, [e.id for e in events], call.handler_id,
         [v.username for v in others],
         [a.id for a in operator_actions], [(c.sid, c.status) for c in children],
         json.dumps(transcript, sort_keys=True, default=str), transcript_error,
+        [(step.kind, step.at, step.summary, step.repeats) for step in steps],
     ])
     return {
-        "call": call, "events": timeline, "operator_actions": operator_actions,
+        "call": call, "events": timeline, "journey": steps, "operator_actions": operator_actions,
         "children": children, "transcript": transcript, "transcript_error": transcript_error,
         "transcript_lines": transcript_module.fold(
             (transcript or {}).get("transcript") or [], current_app.config["HOLD_MUSIC_URL"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import quote
 
-from flask import abort, current_app, request
+from flask import abort, current_app, g, request
 from twilio.request_validator import RequestValidator
 
 
@@ -38,17 +38,28 @@ def signature_is_valid() -> bool:
     return RequestValidator(token).validate(requested_url(), params, signature)
 
 
+def signature_verdict() -> str:
+    """What the check said of this request: valid, invalid, missing, or unchecked (checks
+    off); the URL it was checked on is g.signature_url."""
+    g.signature_url = requested_url()
+    if not current_app.config["TWILIO_VALIDATE_SIGNATURES"]:
+        return "unchecked"
+    if "X-Twilio-Signature" not in request.headers:
+        return "missing"
+    return "valid" if signature_is_valid() else "invalid"
+
+
 def twilio_signed(view):
     """Decorate a view so that requests without a valid X-Twilio-Signature get a 403."""
 
     @wraps(view)
     def checked(*args, **kwargs):
-        if current_app.config["TWILIO_VALIDATE_SIGNATURES"] and not signature_is_valid():
+        g.signature = signature_verdict()
+        if g.signature in ("invalid", "missing"):
             current_app.logger.warning(
                 "Refused %s %s: X-Twilio-Signature %s for URL %s",
                 request.method, request.path,
-                "missing" if "X-Twilio-Signature" not in request.headers else "does not match",
-                requested_url(),
+                "missing" if g.signature == "missing" else "does not match", g.signature_url,
             )
             abort(403, description="Invalid or missing X-Twilio-Signature.")
         return view(*args, **kwargs)

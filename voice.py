@@ -1,18 +1,44 @@
 """Routes Twilio requests: the Voice URL, the TwiML it fetches next, and status callbacks."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
 
-from call_records import BadWebhook, record_status_callback, record_voice_webhook
-from signatures import twilio_signed
+import wire_log
+from call_records import (
+    BadWebhook,
+    record_debugger_event,
+    record_status_callback,
+    record_voice_webhook,
+)
+from signatures import signature_verdict, twilio_signed
 
 bp = Blueprint("voice", __name__)
 
 WEBHOOK_METHODS = ["GET", "POST"]  # a number can be configured with either
 # Where Twilio's requests arrive: they never carry our session cookie (app.py opens none).
-WEBHOOK_PATH_PREFIXES = ("/voice", "/status")
+WEBHOOK_PATH_PREFIXES = ("/voice", "/status", "/debugger")
 _CONSTANT_TWIML = "switchboard.constant_twiml"
+_KINDS = {"voice.status": "status_callback", "voice.debugger": "debugger"}
+
+
+@bp.before_request
+def _arrived():
+    wire_log.webhook_started()
+
+
+@bp.after_request
+def _log_exchange(response):
+    """Every webhook goes in the wire log with our answer, refused ones too."""
+    verdict = g.get("signature")
+    if verdict is None:
+        try:
+            verdict = signature_verdict()
+        except HTTPException:  # a body refused unread (413): its signature cannot be checked
+            verdict = "unread"
+    wire_log.record_webhook(response, _KINDS.get(request.endpoint, "webhook"), verdict)
+    return response
 
 
 def _webhook_params():
@@ -94,6 +120,18 @@ def recorded():
         response.hangup()
 
     return _answer(build)
+
+
+@bp.post("/debugger")
+@twilio_signed
+def debugger():
+    """Twilio's Debugger webhook (Console → Monitor → Debugger): each error or warning event
+    is stored once, by its Sid, and shown on its call's page. Answers 204."""
+    try:
+        record_debugger_event(request.form)
+    except BadWebhook as error:
+        return _bad_request(error)
+    return Response(status=204)
 
 
 @bp.route("/status", methods=WEBHOOK_METHODS)

@@ -13,6 +13,30 @@
     }
   });
 
+  // Copy buttons: <button data-copy="id"> copies the text of the element with that id.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) return;
+    var done = function () {
+      button.textContent = "Copied";
+      window.setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.textContent).then(done, function () { select(source); });
+    } else {
+      select(source);
+    }
+  });
+  function select(element) {  // no clipboard here (plain http): select it for Ctrl-C
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
   // TwiML preset picker: copy the chosen preset into the TwiML field.
   document.addEventListener("change", function (event) {
     var select = event.target;

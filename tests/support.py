@@ -118,11 +118,29 @@ class Wired:
             server.stop()
 
 
+def serve_app(app: Flask):
+    """Serve the app on loopback in a thread (werkzeug's server), each response body read
+    into memory first: when a browser drops a connection mid-response (it navigated away while
+    a script loaded), werkzeug's server skips the body's close(), leaving a static file open."""
+    inner = app.wsgi_app
+
+    def read_first(environ, start_response):
+        body = inner(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    app.wsgi_app = read_first
+    return serve_in_thread(app)
+
+
 def wire(app: Flask, **emulator_config) -> Wired:
     """Serve `app` and a new emulator on loopback: the app's SDK and demo-mode calls go to the
     emulator; the emulator's number sends its webhooks to the app, signed with the app's token.
     Callers stay on the line unless a test says otherwise."""
-    app_server = serve_in_thread(app)
+    app_server = serve_app(app)
     emulator_app = create_emulator({
         "TWILIO_ACCOUNT_SID": app.config["TWILIO_ACCOUNT_SID"],
         "TWILIO_AUTH_TOKEN": app.config["TWILIO_AUTH_TOKEN"],

@@ -156,3 +156,25 @@ def test_the_caller_hangs_up_from_the_call_page(panel: Page, stack):
     panel.get_by_role("button", name="The caller hangs up").click()
     expect(panel.locator("#call-status")).to_contain_text("completed", timeout=LIVE_TIMEOUT_MS)
     assert stack.emulator_call(sid)["status"] == "completed"
+
+
+def test_the_journey_explains_a_redirect_to_a_dead_url(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550169")
+    panel.get_by_label("Redirect URL").fill("http://127.0.0.1:9/dead")
+    panel.get_by_role("button", name="Redirect", exact=True).click()
+    journey = panel.locator(".journey")
+    failed = journey.locator(".step.failed", has_text="11200")
+    expect(failed.first).to_be_visible(timeout=LIVE_TIMEOUT_MS * 2)
+    explanation = failed.first.locator(".explain")
+    expect(explanation).to_contain_text("HTTP retrieval failure")
+    expect(explanation).to_contain_text("Fix:")
+    expect(explanation.get_by_role("link", name="Twilio's page for error 11200")).to_have_attribute(
+        "href", "https://www.twilio.com/docs/api/errors/11200")
+    action = journey.locator(".step-action", has_text="redirect by admin")
+    action.locator("summary").click()
+    expect(action.locator("pre").first).to_contain_text(
+        f'client.calls("{sid}").update(url="http://127.0.0.1:9/dead", method="POST")')
+    expect(action).to_contain_text('-u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN"')
+    webhook = journey.locator(".step-webhook", has_text="/voice →").first
+    webhook.locator("summary").click()
+    expect(webhook.locator("pre.code").last).to_contain_text("<Say>")

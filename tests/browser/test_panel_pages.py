@@ -7,9 +7,9 @@ from playwright.sync_api import Page, expect
 
 from app import create_app
 from call_records import CallUpdate, record_call
-from emulator.server import serve_in_thread
 from models import Call, db, utcnow
 from panel import mark_stale_calls
+from support import serve_app
 
 from .conftest import LIVE_TIMEOUT_MS
 
@@ -89,7 +89,7 @@ def test_a_call_nobody_heard_from_is_marked_possibly_stale(panel: Page, stack):
 def test_login_is_closed_while_admin_password_is_unset(browser, database_url):
     app = create_app({"SECRET_KEY": "closed", "ADMIN_PASSWORD": "",
                       "SQLALCHEMY_DATABASE_URI": database_url})
-    server = serve_in_thread(app)
+    server = serve_app(app)
     context = browser.new_context(base_url=server.url)
     try:
         page = context.new_page()

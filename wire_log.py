@@ -1,0 +1,198 @@
+"""What crossed the wire with Twilio: every webhook it sent us and every REST request we made.
+
+A webhook's own transaction stays as it was (the call and its event): its exchange is queued
+in memory when the response is ready and a background thread per process writes the queue in
+one transaction every FLUSH_SECONDS, so logging costs webhooks an append, not a commit.
+Readers call `flush()` first, so what this process heard is always there; another worker's
+latest entries follow within FLUSH_SECONDS. Entries older than REQUEST_LOG_DAYS are deleted
+by the same thread, a batch at a time.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+
+from flask import Flask, current_app, g, request
+from sqlalchemy import delete, insert, select
+
+from database import writers_in_turn
+from models import WireEntry, db, utcnow
+
+FLUSH_SECONDS = 0.25
+PRUNE_EVERY_SECONDS = 600
+PRUNE_BATCH = 500
+MAX_BODY_CHARS = 16_000  # of a response kept in the log
+_EXTENSION = "switchboard.wire_log"
+_EXCHANGES = "twilio_exchanges"  # g: this request's REST exchanges, until an action claims them
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its wire log (and its writer thread, started on first use)."""
+    app.extensions[_EXTENSION] = WireLog(app)
+
+    @app.teardown_request
+    def _unclaimed_exchanges(_error=None):
+        for entry in g.pop(_EXCHANGES, []):  # REST requests no operator action took
+            log().add(entry)
+
+
+def log() -> WireLog:
+    """This app's wire log."""
+    return current_app.extensions[_EXTENSION]
+
+
+def flush() -> None:
+    """Write what this process has queued (readers call it before they read)."""
+    log().flush()
+
+
+class WireLog:
+    """The queue of exchanges not yet written, and the thread that writes them."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.pending: deque[dict] = deque()
+        self.lock = threading.Lock()  # one writer at a time: the thread, or a reader's flush
+        self.pid = None
+        self.last_prune = time.monotonic()
+
+    def add(self, entry: dict) -> None:
+        """Queue one exchange (a dict of WireEntry's columns)."""
+        self.pending.append(entry)
+        if self.pid != os.getpid():  # first use in this process (gunicorn forks workers)
+            self.pid = os.getpid()
+            threading.Thread(target=self._run, name="wire-log", daemon=True).start()
+            atexit.register(self._flush_at_exit)
+
+    def flush(self) -> None:
+        """Write every queued exchange in one transaction."""
+        with self.lock:
+            batch = []
+            while self.pending:
+                batch.append(self.pending.popleft())
+            if not batch:
+                return
+            with self.app.app_context():
+                try:
+                    with writers_in_turn():
+                        db.session.execute(insert(WireEntry), [_row(entry) for entry in batch])
+                        db.session.commit()
+                finally:
+                    db.session.rollback()
+                    db.session.remove()
+
+    def prune(self) -> None:
+        """Delete entries older than REQUEST_LOG_DAYS, PRUNE_BATCH at a time."""
+        with self.app.app_context():
+            before = utcnow() - timedelta(days=self.app.config["REQUEST_LOG_DAYS"])
+            while True:
+                with self.lock, writers_in_turn():
+                    ids = db.session.scalars(select(WireEntry.id).where(WireEntry.at < before)
+                                             .limit(PRUNE_BATCH)).all()
+                    if ids:
+                        db.session.execute(delete(WireEntry).where(WireEntry.id.in_(ids)))
+                    db.session.commit()
+                if len(ids) < PRUNE_BATCH:
+                    break
+            db.session.remove()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                self.flush()
+                if time.monotonic() - self.last_prune > PRUNE_EVERY_SECONDS:
+                    self.last_prune = time.monotonic()
+                    self.prune()
+            except Exception:  # a database hiccup must not end logging for good
+                self.app.logger.exception("Could not write the wire log; will retry.")
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the database may already be gone
+            pass
+
+
+def _row(entry: dict) -> dict:
+    """A queued exchange as WireEntry's columns (JSON and bounds applied here, off the
+    request's path)."""
+    response = entry.get("response")
+    if isinstance(response, bytes):
+        response = response.decode("utf-8", "replace")
+    return {
+        "at": entry["at"], "kind": entry["kind"], "call_sid": entry.get("call_sid"),
+        "method": entry["method"][:8], "url": entry["url"].replace("\x00", ""),
+        "params": json.dumps(entry.get("params") or {}),  # in the order they were sent
+        "signature": entry.get("signature"), "status": entry.get("status"),
+        "response": response[:MAX_BODY_CHARS].replace("\x00", "") if response else response,
+        "duration_ms": entry.get("duration_ms"), "action_id": entry.get("action_id"),
+        "error_code": entry.get("error_code"),
+    }
+
+
+# -------------------------------------------------------------- webhooks (incoming)
+
+def webhook_started() -> None:
+    """Note when a webhook arrived (before_request of Twilio's routes)."""
+    g.webhook_started = time.perf_counter()
+
+
+def record_webhook(response, kind: str, signature: str) -> None:
+    """Queue the webhook this request was, with our response (after_request)."""
+    try:
+        params = request.form if request.method == "POST" else request.args
+        flat = {k: (v[0] if len(v) == 1 else v) for k, v in params.lists()}
+    except Exception:  # a body refused unread (413): log the exchange without it
+        flat = {}
+    started = g.get("webhook_started")
+    call_sid = flat.get("CallSid") if signature in ("valid", "unchecked") else None
+    log().add({
+        "at": utcnow(), "kind": kind, "call_sid": call_sid if isinstance(call_sid, str) else None,
+        "method": request.method, "url": g.get("signature_url") or request.url,
+        "params": flat, "signature": signature, "status": response.status_code,
+        "response": None if response.direct_passthrough else response.get_data(),
+        "duration_ms": (time.perf_counter() - started) * 1000 if started else None,
+    })
+
+
+# -------------------------------------------------------------- REST (outgoing)
+
+def record_exchange(method: str, url: str, data, status: int | None, body: str | None,
+                    duration_ms: float, error_code: int | None) -> None:
+    """Note one REST request the SDK made; an operator action claims it (`claim_exchanges`),
+    else it is queued unclaimed when the request ends (or at once outside a request)."""
+    entry = {"at": utcnow(), "kind": "rest", "call_sid": _call_sid_in(url), "method": method,
+             "url": url, "params": dict(data or {}), "status": status, "response": body,
+             "duration_ms": duration_ms, "error_code": error_code}
+    try:
+        g.setdefault(_EXCHANGES, []).append(entry)
+    except RuntimeError:  # no app context: nothing will claim it
+        pass
+
+
+def claim_exchanges(action_id: int, call_sid: str | None) -> None:
+    """Queue this request's REST exchanges about `call_sid` (or about no call yet: a create)
+    as made for the operator action `action_id`; others wait for their own action."""
+    exchanges = g.get(_EXCHANGES)
+    if not exchanges:
+        return
+    for entry in [e for e in exchanges if e["call_sid"] in (None, call_sid)]:
+        exchanges.remove(entry)
+        entry["action_id"] = action_id
+        entry["call_sid"] = entry["call_sid"] or call_sid
+        log().add(entry)
+
+
+def _call_sid_in(url: str) -> str | None:
+    """The CallSid in a Calls resource URL (…/Calls/CA….json), if any."""
+    marker = "/Calls/"
+    if marker not in url:
+        return None
+    sid = url.split(marker, 1)[1][:34]
+    return sid if sid.startswith("CA") and len(sid) == 34 else None

@@ -17,7 +17,7 @@ from functools import cache
 from sqlalchemy import Connection, case, false, func, insert, literal, or_, update
 from sqlalchemy.exc import IntegrityError
 
-from database import writers_in_turn
+from database import DriverStatement, driver_statement, writers_in_turn
 from models import STATUS_RANK, Call, CallEvent, DebuggerEvent, db, upsert_dialect, utcnow
 
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
@@ -156,34 +156,9 @@ class _Statements:
     insert_event: object
 
 
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A statement compiled once for one driver: its SQL, and how its parameters are laid out
-    (a tuple in `positions` order for `?` placeholders, else the dict itself)."""
-
-    sql: str
-    positions: tuple[str, ...] | None
-    dates_as_text: bool  # SQLite stores datetimes as text, in SQLAlchemy's format
-
-    def parameters(self, values: dict):
-        """The values as this driver takes them."""
-        if self.dates_as_text:
-            values = {k: v.strftime(_SQLITE_DATETIME) if isinstance(v, datetime) else v
-                      for k, v in values.items()}
-        return tuple(values[name] for name in self.positions) if self.positions else values
-
-
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores them on SQLite
-
-
-@cache
-def _driver_statement(dialect, name: str, columns: tuple[str, ...]) -> _DriverStatement:
-    """Statement `name` of _statements() compiled for this engine's driver and these columns,
-    once."""
-    statement = getattr(_statements(dialect.name), name)
-    sql = statement.compile(dialect=dialect, column_keys=list(columns))
-    positions = tuple(sql.positiontup) if sql.positional else None
-    return _DriverStatement(sql.string, positions, dialect.name == "sqlite")
+def _driver_statement(dialect, name: str, columns: tuple[str, ...]) -> DriverStatement:
+    """Statement `name` of _statements() compiled for this engine's driver, once."""
+    return driver_statement(dialect, getattr(_statements(dialect.name), name), columns)
 
 
 def _write_webhook(call: dict, event: dict | None) -> bool:

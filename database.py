@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -138,3 +141,36 @@ def _schema_lock(engine: Engine, sqlite_file: str | None):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -------------------------------------------------------------- statements on the raw driver
+
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores them on SQLite
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A Core statement compiled once for one driver: its SQL, and how its parameters are laid
+    out (a tuple in `positions` order for `?` placeholders, else the dict itself). The hot
+    paths (webhook writes, the wire log) run these on a pooled driver connection: per row,
+    SQLAlchemy's execution machinery costs more than the write."""
+
+    sql: str
+    positions: tuple[str, ...] | None
+    dates_as_text: bool  # SQLite stores datetimes as text, in SQLAlchemy's format
+
+    def parameters(self, values: dict):
+        """The values as this driver takes them."""
+        if self.dates_as_text:
+            values = {k: v.strftime(_SQLITE_DATETIME) if isinstance(v, datetime) else v
+                      for k, v in values.items()}
+        return tuple(values[name] for name in self.positions) if self.positions else values
+
+
+@cache
+def driver_statement(dialect, statement, columns: tuple[str, ...]) -> DriverStatement:
+    """`statement` (built once, at module level) compiled for this engine's driver and these
+    columns, once."""
+    sql = statement.compile(dialect=dialect, column_keys=list(columns))
+    positions = tuple(sql.positiontup) if sql.positional else None
+    return DriverStatement(sql.string, positions, dialect.name == "sqlite")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 
 from flask import current_app
 from flask_login import UserMixin
@@ -366,7 +367,7 @@ class WireEntry(db.Model):
     call_sid: Mapped[str | None] = mapped_column(String(34))
     method: Mapped[str] = mapped_column(String(8))
     url: Mapped[str] = mapped_column(Text)  # for a webhook, the URL its signature was checked on
-    params: Mapped[str] = mapped_column(Text)  # form or query parameters, as JSON
+    params: Mapped[str] = mapped_column(Text)  # the form body or query string, urlencoded as sent
     signature: Mapped[str | None] = mapped_column(String(16))  # valid, invalid, missing, unchecked
     status: Mapped[int | None]  # the response's HTTP status; None: no response (timeout, refused)
     response: Mapped[str | None] = mapped_column(Text)  # its body (bounded), or the failure
@@ -377,12 +378,15 @@ class WireEntry(db.Model):
 
     @property
     def parameters(self) -> dict:
-        """The parameters as a dict."""
-        try:
-            value = json.loads(self.params or "{}")
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        """The parameters in the order they were sent; a repeated one as a list."""
+        parameters: dict = {}
+        for name, value in parse_qsl(self.params or "", keep_blank_values=True):
+            if name in parameters:
+                earlier = parameters[name]
+                parameters[name] = (earlier if isinstance(earlier, list) else [earlier]) + [value]
+            else:
+                parameters[name] = value
+        return parameters
 
 
 class DebuggerEvent(db.Model):

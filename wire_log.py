@@ -10,17 +10,17 @@ by the same thread, a batch at a time.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import threading
 import time
 from collections import deque
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, request
 from sqlalchemy import delete, insert, select
 
-from database import writers_in_turn
+from database import driver_statement, writers_in_turn
 from models import WireEntry, db, utcnow
 
 FLUSH_SECONDS = 0.25
@@ -70,7 +70,8 @@ class WireLog:
             atexit.register(self._flush_at_exit)
 
     def flush(self) -> None:
-        """Write every queued exchange in one transaction."""
+        """Write every queued exchange in one transaction (on the raw driver: per row,
+        SQLAlchemy's machinery costs more than the insert)."""
         with self.lock:
             batch = []
             while self.pending:
@@ -78,13 +79,22 @@ class WireLog:
             if not batch:
                 return
             with self.app.app_context():
+                statement = driver_statement(db.engine.dialect, _INSERT, _COLUMNS)
+                rows = [statement.parameters(_row(entry)) for entry in batch]
+                connection = db.engine.raw_connection()
                 try:
                     with writers_in_turn():
-                        db.session.execute(insert(WireEntry), [_row(entry) for entry in batch])
-                        db.session.commit()
+                        cursor = connection.cursor()
+                        try:
+                            cursor.executemany(statement.sql, rows)
+                            connection.commit()
+                        except BaseException:
+                            connection.rollback()
+                            raise
+                        finally:
+                            cursor.close()
                 finally:
-                    db.session.rollback()
-                    db.session.remove()
+                    connection.close()
 
     def prune(self) -> None:
         """Delete entries older than REQUEST_LOG_DAYS, PRUNE_BATCH at a time."""
@@ -119,16 +129,25 @@ class WireLog:
             pass
 
 
+_INSERT = insert(WireEntry.__table__)
+_COLUMNS = ("at", "kind", "call_sid", "method", "url", "params", "signature", "status",
+            "response", "duration_ms", "action_id", "error_code")
+
+
 def _row(entry: dict) -> dict:
-    """A queued exchange as WireEntry's columns (JSON and bounds applied here, off the
+    """A queued exchange as WireEntry's columns (decoding and bounds applied here, off the
     request's path)."""
-    response = entry.get("response")
+    response, params = entry.get("response"), entry.get("params") or ""
     if isinstance(response, bytes):
         response = response.decode("utf-8", "replace")
+    if isinstance(params, bytes):
+        params = params.decode("utf-8", "replace")
+    at = entry["at"]
     return {
-        "at": entry["at"], "kind": entry["kind"], "call_sid": entry.get("call_sid"),
+        "at": datetime.fromtimestamp(at, UTC).replace(tzinfo=None) if isinstance(at, float) else at,
+        "kind": entry["kind"], "call_sid": entry.get("call_sid"),
         "method": entry["method"][:8], "url": entry["url"].replace("\x00", ""),
-        "params": json.dumps(entry.get("params") or {}),  # in the order they were sent
+        "params": params.replace("\x00", ""),
         "signature": entry.get("signature"), "status": entry.get("status"),
         "response": response[:MAX_BODY_CHARS].replace("\x00", "") if response else response,
         "duration_ms": entry.get("duration_ms"), "action_id": entry.get("action_id"),
@@ -144,18 +163,22 @@ def webhook_started() -> None:
 
 
 def record_webhook(response, kind: str, signature: str) -> None:
-    """Queue the webhook this request was, with our response (after_request)."""
+    """Queue the webhook this request was, with our response (after_request). This runs on
+    every webhook, so it only gathers what is at hand: the body as it arrived (already read,
+    urlencoded), our answer's bytes, the clock."""
+    req, context = request._get_current_object(), g._get_current_object()
+    post = req.method == "POST"
     try:
-        params = request.form if request.method == "POST" else request.args
-        flat = {k: (v[0] if len(v) == 1 else v) for k, v in params.lists()}
+        raw = req.get_data() if post else req.query_string
+        call_sid = (req.form if post else req.args).get("CallSid")
     except Exception:  # a body refused unread (413): log the exchange without it
-        flat = {}
-    started = g.get("webhook_started")
-    call_sid = flat.get("CallSid") if signature in ("valid", "unchecked") else None
-    log().add({
-        "at": utcnow(), "kind": kind, "call_sid": call_sid if isinstance(call_sid, str) else None,
-        "method": request.method, "url": g.get("signature_url") or request.url,
-        "params": flat, "signature": signature, "status": response.status_code,
+        raw, call_sid = b"", None
+    started = getattr(context, "webhook_started", None)
+    current_app.extensions[_EXTENSION].add({
+        "at": time.time(), "kind": kind,
+        "call_sid": call_sid if signature in ("valid", "unchecked") else None,
+        "method": req.method, "url": getattr(context, "signature_url", None) or req.url,
+        "params": raw, "signature": signature, "status": response.status_code,
         "response": None if response.direct_passthrough else response.get_data(),
         "duration_ms": (time.perf_counter() - started) * 1000 if started else None,
     })
@@ -168,7 +191,8 @@ def record_exchange(method: str, url: str, data, status: int | None, body: str |
     """Note one REST request the SDK made; an operator action claims it (`claim_exchanges`),
     else it is queued unclaimed when the request ends (or at once outside a request)."""
     entry = {"at": utcnow(), "kind": "rest", "call_sid": _call_sid_in(url), "method": method,
-             "url": url, "params": dict(data or {}), "status": status, "response": body,
+             "url": url, "params": urlencode(data or {}, doseq=True), "status": status,
+             "response": body,
              "duration_ms": duration_ms, "error_code": error_code}
     try:
         g.setdefault(_EXCHANGES, []).append(entry)

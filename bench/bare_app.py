@@ -27,12 +27,15 @@ TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Say>Please hold.</Say
          '<Redirect method="POST">/voice/hold</Redirect></Response>')
 UPSERT_CALL = """
 INSERT INTO calls (sid, account_sid, from_number, to_number, direction, status, status_rank,
-                   duration, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   duration, created_at, updated_at, changed_at, shown_stale)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false)
 ON CONFLICT (sid) DO UPDATE SET
   status = CASE WHEN excluded.status_rank > calls.status_rank THEN excluded.status ELSE calls.status END,
   status_rank = MAX(excluded.status_rank, calls.status_rank),
   updated_at = excluded.updated_at,
+  changed_at = CASE WHEN excluded.status_rank > calls.status_rank OR calls.shown_stale
+                    THEN excluded.changed_at ELSE calls.changed_at END,
+  shown_stale = false,
   duration = COALESCE(calls.duration, excluded.duration)
 """
 INSERT_EVENT = """
@@ -105,7 +108,7 @@ def create_app() -> Flask:
         try:
             conn.execute(upsert, (form["CallSid"], form.get("AccountSid"), form.get("From"),
                                   form.get("To"), form.get("Direction"), status, RANK[status],
-                                  int(duration) if duration else None, now, now))
+                                  int(duration) if duration else None, now, now, now))
             inserted = conn.execute(insert_event, (
                 form["CallSid"], dedupe_key, source, status, sequence,
                 json.dumps(form.to_dict(), sort_keys=True), now)).fetchone()

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, str] = {
     # No token is kept in the repo: without one, each start makes a random one (and logs it).
     "TWILIO_AUTH_TOKEN": "",
     "TWILIO_PHONE_NUMBER": DEFAULT_PHONE_NUMBER,
+    "EMULATOR_NUMBERS": "",
+    "EMULATOR_VERIFIED_CALLER_IDS": "",
     "EMULATOR_VOICE_URL": "http://127.0.0.1:5000/voice",
     "EMULATOR_VOICE_METHOD": "POST",
     "EMULATOR_VOICE_FALLBACK_URL": "",
@@ -60,6 +62,8 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         account_sid=str(get("TWILIO_ACCOUNT_SID")),
         auth_token=str(get("TWILIO_AUTH_TOKEN")) or _random_token(),
         phone_number=str(get("TWILIO_PHONE_NUMBER")),
+        numbers=_number_list(get("EMULATOR_NUMBERS")),
+        verified_caller_ids=_number_list(get("EMULATOR_VERIFIED_CALLER_IDS")),
         voice_url=str(get("EMULATOR_VOICE_URL")),
         voice_method=str(get("EMULATOR_VOICE_METHOD")).upper(),
         voice_fallback_url=str(get("EMULATOR_VOICE_FALLBACK_URL") or ""),
@@ -77,6 +81,12 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         call_workers=int(get("EMULATOR_CALL_WORKERS")),
         callback_workers=int(get("EMULATOR_CALLBACK_WORKERS")),
     )
+
+
+def _number_list(value: Any) -> tuple[str, ...]:
+    """`+15555550100,+15555550101` (or a list) as a tuple of numbers."""
+    items = value if isinstance(value, list | tuple) else str(value or "").replace(";", ",").split(",")
+    return tuple(n.strip() for n in items if str(n).strip())
 
 
 def _random_token() -> str:

@@ -277,6 +277,9 @@ def create_call(account_sid: str) -> Response:
         raise TwilioError(21211, f"Invalid 'To' Phone Number: {to}")
     if not (E164.match(from_) or from_.startswith("client:")) or from_ == "+15005550001":
         raise TwilioError(21212, f"Invalid From Number (caller ID): {from_}")
+    if not engine().may_call_from(from_):
+        raise TwilioError(21210, f"The source phone number provided, {from_}, is not yet verified for your account. "
+                          "You may only make calls from phone numbers that you've verified or purchased from Twilio.")
     if form.get("ApplicationSid"):
         raise TwilioError(21218, "Invalid ApplicationSid: the emulator has no TwiML Applications; use Url or Twiml")
     url = _url_param(form, "Url")

@@ -58,6 +58,9 @@ SCENARIO_NO_ANSWER = "+15555550187"
 SCENARIO_FAILED = "+15555550188"
 SCENARIOS = {SCENARIO_BUSY: "busy", SCENARIO_NO_ANSWER: "no-answer", SCENARIO_FAILED: "failed"}
 
+#: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
+TEST_FROM_NUMBER = "+15005550006"
+
 #: Twilio's "Internal Failure": what a call that crashed the emulator shows in its transcript.
 INTERNAL_FAILURE = 12400
 
@@ -144,6 +147,10 @@ class Settings:
     auth_token: str
     phone_number: str
     voice_url: str
+    #: Numbers the account owns (TWILIO_PHONE_NUMBER is always one) and verified caller IDs:
+    #: the only `From` numbers CreateCall accepts (21210 otherwise).
+    numbers: tuple[str, ...] = ()
+    verified_caller_ids: tuple[str, ...] = ()
     voice_method: str = "POST"
     voice_fallback_url: str = ""
     voice_fallback_method: str = "POST"
@@ -160,6 +167,10 @@ class Settings:
     webhook_timeout: float = 15.0
     call_workers: int = 64
     callback_workers: int = 64
+
+    def owned_numbers(self) -> tuple[str, ...]:
+        """The account's phone numbers: TWILIO_PHONE_NUMBER and EMULATOR_NUMBERS."""
+        return tuple(dict.fromkeys((self.phone_number, *self.numbers)))
 
     def scaled(self, seconds: float) -> float:
         """An emulated duration (at most a call's longest), multiplied by EMULATOR_TIME_SCALE."""
@@ -292,7 +303,9 @@ class Engine:
         self.settings = settings
         self.clock = clock or RealClock()
         self.webhooks = webhooks or WebhookClient(settings.auth_token, timeout=settings.webhook_timeout)
-        self.phone_number_sid = "PN" + secrets.token_hex(16)
+        #: A PN SID for each owned number and verified caller ID (IncomingPhoneNumber / OutgoingCallerId).
+        self.number_sids = {n: "PN" + secrets.token_hex(16) for n in (*settings.owned_numbers(), *settings.verified_caller_ids)}
+        self.phone_number_sid = self.number_sids[settings.phone_number]
         self._calls: dict[str, Call] = {}
         self._runners: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -482,6 +495,11 @@ class Engine:
             calls = [c.snapshot() for c in reversed(self._calls.values())]
         return sorted(calls, key=lambda c: c.created, reverse=True)  # stable: ties stay newest first
 
+    def may_call_from(self, number: str) -> bool:
+        """True for a `From` CreateCall accepts: an owned number, a verified caller ID, a client
+        identity, or Twilio's test From number +15005550006."""
+        return (number in self.number_sids or number.startswith("client:") or number == TEST_FROM_NUMBER)
+
     def _live(self, sid: str) -> Call:
         call = self._calls.get(sid)
         if call is None:
@@ -532,7 +550,7 @@ class Engine:
             direction="outbound-api",
             created=self.clock.now(),
             status="queued",
-            phone_number_sid=self.phone_number_sid if fields.get("from_") == self.settings.phone_number else None,
+            phone_number_sid=self.number_sids.get(fields.get("from_", "")),
             scenario=SCENARIOS.get(fields.get("to", "")),
             **fields,
         )
@@ -555,7 +573,7 @@ class Engine:
             direction="inbound",
             created=self.clock.now(),
             status="ringing",
-            phone_number_sid=self.phone_number_sid,
+            phone_number_sid=self.number_sids.get(to or s.phone_number, self.phone_number_sid),
             caller_name=caller_name or None,
             url=s.voice_url,
             method=s.voice_method,

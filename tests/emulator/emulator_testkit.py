@@ -19,6 +19,8 @@ ACCOUNT_SID = "AC" + "5e" * 16
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 NUMBER = "+15555550100"
 CALLER = "+15555550123"
+#: The test account's verified caller ID (a `From` CreateCall accepts besides NUMBER).
+VERIFIED = "+15555550199"
 
 
 @dataclass
@@ -126,6 +128,7 @@ def make_emulator(receiver: Receiver, **overrides: Any):
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": NUMBER,
+        "EMULATOR_VERIFIED_CALLER_IDS": VERIFIED,
         "EMULATOR_VOICE_URL": receiver.url + "/voice",
         "EMULATOR_STATUS_CALLBACK": receiver.url + "/status",
         "EMULATOR_INBOUND_HANGUP_AFTER": "0",

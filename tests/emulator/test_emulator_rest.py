@@ -12,7 +12,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, NUMBER, twiml
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, NUMBER, VERIFIED, make_emulator, twiml
 
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
 
@@ -129,11 +129,11 @@ def test_list_pages_walk_every_call_with_sdk(emu, receiver, list_schema):
 def test_list_filters(emu, receiver):
     receiver.answer("/voice", twiml("<Pause length='60'/>"))
     busy = create(emu, receiver, to="+15555550186")
-    other = create(emu, receiver, to="+15555550112", from_="+15555550199")
+    other = create(emu, receiver, to="+15555550112", from_=VERIFIED)
     emu.advance(2)
     assert [c.sid for c in emu.client.calls.list(status="busy")] == [busy.sid]
     assert [c.sid for c in emu.client.calls.list(to="+15555550112")] == [other.sid]
-    assert [c.sid for c in emu.client.calls.list(from_="+15555550199")] == [other.sid]
+    assert [c.sid for c in emu.client.calls.list(from_=VERIFIED)] == [other.sid]
     assert {c.sid for c in emu.client.calls.list(start_time="2026-01-05")} == {busy.sid, other.sid}
     assert emu.client.calls.list(start_time="2026-01-06") == []
     from datetime import datetime
@@ -188,6 +188,28 @@ def test_create_validation_errors(emu, receiver):
         assert body["message"]
     resp = raw(emu, "POST", CALLS, data={"To": "+15555550111", "From": NUMBER, "Url": "ftp://x/y"})
     assert resp.json()["message"] == "Url is not a valid URL: ftp://x/y"
+
+
+def test_from_must_be_an_owned_number_or_a_verified_caller_id(receiver):
+    emu, handle = make_emulator(receiver, EMULATOR_NUMBERS="+15555550101, +15555550102")
+    try:
+        owned = [create(emu, receiver, from_=number) for number in (NUMBER, "+15555550101", "+15555550102")]
+        assert all(call.phone_number_sid.startswith("PN") for call in owned)
+        assert len({call.phone_number_sid for call in owned}) == 3
+        assert create(emu, receiver, from_=VERIFIED).phone_number_sid.startswith("PN")
+        assert create(emu, receiver, to="client:bob", from_="client:alice").status == "queued"
+        assert create(emu, receiver, from_="+15005550006").status == "queued"  # Twilio's test From keeps its rule
+        with pytest.raises(TwilioRestException) as err:
+            create(emu, receiver, from_="+15555550177")
+        assert (err.value.status, err.value.code) == (400, 21210)
+        assert "The source phone number provided, +15555550177, is not yet verified for your account" in err.value.msg
+        with pytest.raises(TwilioRestException) as err:
+            create(emu, receiver, from_="+15005550001")
+        assert err.value.code == 21212
+        assert len(emu.client.calls.list()) == 6
+    finally:
+        handle.stop()
+        emu.engine.stop()
 
 
 def test_sdk_raises_rest_exception_with_code_and_status(emu, receiver):

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, g, json, request
 
-from . import limits
+from . import limits, recordings
 from .engine import (
     ALL_STATUSES,
     API_VERSION,
@@ -22,9 +22,10 @@ from .engine import (
     CallNotFound,
     CallStateError,
     Engine,
+    RecordingOptions,
     Source,
-    rfc2822,
 )
+from .resources import call_resource, recording_resource
 
 bp = Blueprint("twilio_api", __name__, url_prefix=f"/{API_VERSION}")
 
@@ -44,68 +45,12 @@ INVALID_PARAMETER = 20001
 INVALID_TIMEOUT = 21208
 NOT_IN_PROGRESS = (21220, "Call is not in-progress. Cannot redirect.")
 
-SUBRESOURCES = (
-    ("notifications", "Notifications"),
-    ("recordings", "Recordings"),
-    ("payments", "Payments"),
-    ("events", "Events"),
-    ("siprec", "Siprec"),
-    ("streams", "Streams"),
-    ("transcriptions", "Transcriptions"),
-    ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
-    ("user_defined_messages", "UserDefinedMessages"),
-)
-
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 
 def engine() -> Engine:
     """The engine of the running emulator app."""
     return current_app.extensions["emulator"]
-
-
-def format_number(number: str | None) -> str | None:
-    """Display form of a number: `(555) 555-0100` for NANP numbers, otherwise unchanged."""
-    if number is None:
-        return None
-    m = re.fullmatch(r"\+1(\d{3})(\d{3})(\d{4})", number)
-    if m:
-        return f"({m.group(1)}) {m.group(2)}-{m.group(3)}"
-    return number
-
-
-def call_resource(call: Call) -> dict[str, Any]:
-    """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat)."""
-    base = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
-    return {
-        "sid": call.sid,
-        "date_created": rfc2822(call.created),
-        "date_updated": rfc2822(call.updated or call.created),
-        "parent_call_sid": call.parent_call_sid,
-        "account_sid": call.account_sid,
-        "to": call.to,
-        "to_formatted": format_number(call.to),
-        "from": call.from_,
-        "from_formatted": format_number(call.from_),
-        "phone_number_sid": call.phone_number_sid,
-        "status": call.status,
-        "start_time": rfc2822(call.start_time),
-        "end_time": rfc2822(call.end_time),
-        "duration": str(call.duration()) if call.ended else None,
-        "price": None,
-        "price_unit": "USD",
-        "direction": call.direction,
-        "answered_by": None,
-        "api_version": API_VERSION,
-        "forwarded_from": None,
-        "group_sid": None,
-        "caller_name": call.caller_name,
-        "queue_time": "0",
-        "trunk_sid": None,
-        "uri": base + ".json",
-        "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},
-        "stir_verstat": None,
-    }
 
 
 class TwilioError(Exception):
@@ -156,11 +101,16 @@ def check_basic_auth() -> Response | None:
 
 @bp.before_request
 def authenticate() -> Response | None:
-    """Every /2010-04-01 request needs Basic auth; a REST request's side effects wait for its response."""
+    """Every /2010-04-01 request needs Basic auth (but recording media, public on Twilio by
+    default); a REST request's side effects wait for its response."""
+    account = (request.view_args or {}).get("account_sid")
+    if _is_media_request():
+        if account != engine().settings.account_sid:
+            return error_response(20404, f"The requested resource {request.path} was not found", 404)
+        return None
     failed = check_basic_auth()
     if failed is not None:
         return failed
-    account = (request.view_args or {}).get("account_sid")
     if account is not None and account != engine().settings.account_sid:
         # Another account's resources: Twilio answers as if they did not exist (reference §8.1).
         return error_response(20404, f"The requested resource {request.path} was not found", 404)
@@ -230,6 +180,36 @@ def _int_param(form: Any, name: str, low: int, high: int | None = None, code: in
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise TwilioError(code, f"Invalid {name}: {number} must be {bound}")
     return number
+
+
+def _bool_param(form: Any, name: str) -> bool:
+    """`true`/`false` (any case), absent is false; anything else is 400/20001."""
+    value = (form.get(name) or "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {form.get(name)[:40]!r} is not true or false")
+    return value == "true"
+
+
+def _list_param(form: Any, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A list parameter: repeated keys, or values separated by spaces or commas; each one of `allowed`."""
+    values = tuple(v for item in form.getlist(name) for v in item.replace(",", " ").split())
+    for value in values:
+        if value not in allowed:
+            raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not one of {', '.join(allowed)}")
+    return values
+
+
+def _recording_options(form: Any) -> RecordingOptions | None:
+    """`Record=true` and its RecordingStatusCallback*, RecordingChannels, RecordingTrack (else None)."""
+    record = _bool_param(form, "Record")
+    options = RecordingOptions(
+        callback=_url_param(form, "RecordingStatusCallback"),
+        callback_method=_enum_param(form, "RecordingStatusCallbackMethod", METHODS, "POST"),
+        callback_events=_list_param(form, "RecordingStatusCallbackEvent", recordings.RECORDING_EVENTS) or ("completed",),
+        channels=2 if _enum_param(form, "RecordingChannels", ("mono", "dual"), "mono") == "dual" else 1,
+        track=_enum_param(form, "RecordingTrack", ("inbound", "outbound", "both"), "both"),
+    )
+    return options if record else None
 
 
 def _twiml_param(form: Any) -> str | None:
@@ -305,6 +285,7 @@ def create_call(account_sid: str) -> Response:
         "status_callback_events": tuple(events),
         "timeout": float(_int_param(form, "Timeout", 1, limits.MAX_TIMEOUT, INVALID_TIMEOUT) or limits.DEFAULT_TIMEOUT),
         "time_limit": float(_time_limit_param(form) or limits.DEFAULT_TIME_LIMIT),
+        "record": _recording_options(form),
     }
     call = engine().create_outbound(**fields)
     return json_response(call_resource(call), 201)
@@ -431,21 +412,28 @@ def _filters(args: Any) -> tuple[list[Callable[[Call], bool]], list[tuple[str, s
 @bp.get("/Accounts/<account_sid>/Calls.json")
 def list_calls(account_sid: str) -> Response:
     """ListCall: newest first, Twilio's page envelope, host-relative paging links."""
+    matchers, kept = _filters(request.args)
+    calls = [c for c in engine().all_calls() if all(m(c) for m in matchers)]
+    return json_response(page_of(calls, "calls", f"/{API_VERSION}/Accounts/{account_sid}/Calls.json", kept, call_resource))
+
+
+def page_of(items: list[Any], key: str, base: str, kept: list[tuple[str, str]], render: Callable[[Any], Any]) -> dict[str, Any]:
+    """One page of `items` (newest first, each with a `.sid`) in Twilio's list envelope under `key`.
+
+    `PageSize` (1–1000, default 50), `Page` and `PageToken` come from the request; a token pins the
+    page to an item, so items created while paging do not shift it.
+    """
     args = request.args
-    matchers, kept = _filters(args)
     page_size = _int_param(args, "PageSize", 1, 1000) or 50
     page = _int_param(args, "Page", 0) or 0
-    calls = [c for c in engine().all_calls() if all(m(c) for m in matchers)]
     start = page * page_size
     token = args.get("PageToken") or ""
-    sids = [c.sid for c in calls]
-    # A token pins the page to a call, so calls created while paging do not shift it.
+    sids = [item.sid for item in items]
     if token.startswith("PA") and token[2:] in sids:
         start = sids.index(token[2:]) + 1
     elif token.startswith("PB") and token[2:] in sids:
         start = max(0, sids.index(token[2:]) - page_size)
-    chunk = calls[start : start + page_size]
-    base = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
+    chunk = items[start : start + page_size]
 
     def link(page_no: int, page_token: str | None = None) -> str:
         query = kept + [("PageSize", str(page_size)), ("Page", str(page_no))]
@@ -453,9 +441,9 @@ def list_calls(account_sid: str) -> Response:
             query.append(("PageToken", page_token))
         return f"{base}?{urlencode(query)}"
 
-    more = start + page_size < len(calls)
-    body = {
-        "calls": [call_resource(c) for c in chunk],
+    more = start + page_size < len(items)
+    return {
+        key: [render(item) for item in chunk],
         "end": start + len(chunk) - 1 if chunk else start,
         "first_page_uri": link(0),
         "next_page_uri": link(page + 1, "PA" + chunk[-1].sid) if more and chunk else None,
@@ -465,7 +453,87 @@ def list_calls(account_sid: str) -> Response:
         "start": start,
         "uri": link(page, token or None),
     }
-    return json_response(body)
+
+
+# --------------------------------------------------------------------------- recordings
+
+
+def _recording_of(sid: str, call_sid: str | None = None) -> recordings.Recording:
+    rec = engine().recording(sid)
+    if rec is None or (call_sid is not None and rec.call_sid != call_sid):
+        raise _not_found()
+    return rec
+
+
+@bp.get("/Accounts/<account_sid>/Calls/<call_sid>/Recordings.json")
+def list_call_recordings(account_sid: str, call_sid: str) -> Response:
+    """ListCallRecording: the call's recordings, newest first."""
+    _existing_call(call_sid)
+    public = engine().settings.public_url
+    base = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}/Recordings.json"
+    return json_response(page_of(engine().all_recordings(call_sid), "recordings", base, [],
+                                 lambda r: recording_resource(r, public, of_call=True)))
+
+
+@bp.get("/Accounts/<account_sid>/Calls/<call_sid>/Recordings/<sid>.json")
+def fetch_call_recording(account_sid: str, call_sid: str, sid: str) -> Response:
+    """FetchCallRecording."""
+    return json_response(recording_resource(_recording_of(sid, call_sid), engine().settings.public_url, of_call=True))
+
+
+@bp.delete("/Accounts/<account_sid>/Calls/<call_sid>/Recordings/<sid>.json")
+def delete_call_recording(account_sid: str, call_sid: str, sid: str) -> Response:
+    """DeleteCallRecording: 204."""
+    engine().delete_recording(_recording_of(sid, call_sid).sid)
+    return Response(status=204)
+
+
+@bp.get("/Accounts/<account_sid>/Recordings.json")
+def list_recordings(account_sid: str) -> Response:
+    """ListRecording: every recording (or those of `CallSid`), newest first."""
+    call_sid = request.args.get("CallSid") or None
+    kept = [("CallSid", call_sid)] if call_sid else []
+    public = engine().settings.public_url
+    return json_response(page_of(engine().all_recordings(call_sid), "recordings", f"/{API_VERSION}/Accounts/{account_sid}/Recordings.json",
+                                 kept, lambda r: recording_resource(r, public)))
+
+
+MEDIA_TYPES = {"": "audio/x-wav", ".wav": "audio/x-wav", ".mp3": "audio/mpeg"}
+
+
+def _is_media_request() -> bool:
+    """A GET of a recording's media (no extension, `.wav` or `.mp3`): public, like Twilio's default."""
+    if request.endpoint != "twilio_api.recording" or request.method not in ("GET", "HEAD"):
+        return False
+    name = (request.view_args or {}).get("name", "")
+    return "." not in name or name.endswith((".wav", ".mp3"))
+
+
+@bp.route("/Accounts/<account_sid>/Recordings/<name>", methods=["GET", "DELETE"])
+def recording(account_sid: str, name: str) -> Response:
+    """`RE….json`: FetchRecording (DELETE: DeleteRecording); `RE…`, `RE….wav`, `RE….mp3`: the media."""
+    sid, dot, ext = name.partition(".")
+    ext = dot + ext
+    if ext not in (".json", *MEDIA_TYPES):
+        raise _not_found()
+    rec = _recording_of(sid)
+    if request.method == "DELETE":
+        if ext != ".json":
+            raise TwilioError(20004, "Method not allowed", 405)
+        engine().delete_recording(rec.sid)
+        return Response(status=204)
+    if ext == ".json":
+        return json_response(recording_resource(rec, engine().settings.public_url))
+    if rec.status != "completed":
+        raise _not_found()  # no media until the recording is complete
+    seconds = rec.duration or 0
+    if ext == ".mp3":
+        body, length = recordings.mp3_chunks(seconds), recordings.mp3_length(seconds)
+    else:
+        body, length = recordings.wav_chunks(seconds), recordings.wav_length(seconds)
+    resp = Response(body, mimetype=MEDIA_TYPES[ext], direct_passthrough=True)
+    resp.headers["Content-Length"] = str(length)
+    return resp
 
 
 def wrap_auth(view: Callable) -> Callable:

@@ -38,6 +38,7 @@ from typing import Any
 
 from . import limits
 from .lanes import Lanes
+from .recordings import SOURCE_OUTBOUND_API, Recording, media_path
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,10 @@ class Call:
     #: A <Dial> leg: the parent call and the wake-up token its runner waits on.
     dial_parent: tuple[str, int] | None = None
     talk_limit: float | None = None
+    #: `Record=true` on create: how to record the call (a RecordingOptions), and its recording.
+    record: Any = None
+    recording_sid: str | None = None
+    recordings: list[str] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -239,7 +244,8 @@ class Call:
 
     def snapshot(self) -> Call:
         """A copy that later changes do not touch (take it under the engine's lock)."""
-        return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children))
+        return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children),
+                       recordings=list(self.recordings))
 
 
 def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str]]:
@@ -265,6 +271,17 @@ def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str
     if call.call_token:
         params["CallToken"] = call.call_token
     return sorted(params.items())
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How to record: `Record=true` and its RecordingStatusCallback* parameters, or `<Record>`'s."""
+
+    callback: str | None = None
+    callback_method: str = "POST"
+    callback_events: tuple[str, ...] = ("completed",)
+    channels: int = 1
+    track: str = "both"
 
 
 class CallNotFound(Exception):
@@ -307,6 +324,7 @@ class Engine:
         self.number_sids = {n: "PN" + secrets.token_hex(16) for n in (*settings.owned_numbers(), *settings.verified_caller_ids)}
         self.phone_number_sid = self.number_sids[settings.phone_number]
         self._calls: dict[str, Call] = {}
+        self._recordings: dict[str, Recording] = {}
         self._runners: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -526,13 +544,82 @@ class Engine:
                 params["CallDuration"] = str(seconds)
                 params["Duration"] = str(math.ceil(seconds / 60))
                 params["SipResponseCode"] = str(SIP_RESPONSE_CODES.get(call.status, 200))
+                recording = self._recordings.get(call.recording_sid or "")
+                if recording is not None and recording.status == "completed":
+                    # Record=true: "The recording_url is sent to the status_callback URL" (spec CreateCall).
+                    params.update(RecordingUrl=self.recording_url(recording), RecordingSid=recording.sid,
+                                  RecordingDuration=str(recording.duration))
+        self._send_callback(call, url, method, params)
+
+    def _send_callback(self, call: Call, url: str, method: str, params: dict[str, str]) -> None:
+        """Deliver a callback (status, recording, AMD) in the call's callback lane, in order."""
 
         def deliver() -> None:
             resp = self.webhooks.request(url, method, sorted(params.items()))
             if not resp.ok:
-                self.note(call, "warning", f"Status callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
+                self.note(call, "warning", f"Callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
 
         self._callbacks.submit(call.sid, deliver)
+
+    # ---- recordings
+
+    def recording_url(self, rec: Recording) -> str:
+        """The RecordingUrl Twilio sends: the media, without an extension (WAV)."""
+        return self.settings.public_url.rstrip("/") + media_path(rec.account_sid, rec.sid)
+
+    def start_recording(self, call: Call, source: str, options: RecordingOptions) -> Recording:
+        """A recording of `call` begins now (`in-progress`)."""
+        now = self.clock.now()
+        rec = Recording(sid=new_sid("RE"), account_sid=call.account_sid, call_sid=call.sid, source=source, created=now,
+                        start_time=now, updated=now, channels=options.channels, track=options.track,
+                        callback=options.callback, callback_method=options.callback_method, callback_events=options.callback_events)
+        with self._lock:
+            self._recordings[rec.sid] = rec
+            call.recordings.append(rec.sid)
+        self._recording_callback(call, rec)
+        return rec.snapshot()
+
+    def finish_recording(self, call: Call, sid: str, seconds: float, notify: bool = True) -> Recording | None:
+        """The recording ends, `seconds` long (`completed`); its callback follows unless `notify` is False."""
+        with self._lock:
+            rec = self._recordings.get(sid)
+            if rec is None or rec.status != "in-progress":
+                return None
+            rec.status, rec.duration, rec.updated = "completed", int(bounded_seconds(seconds)), self.clock.now()
+        if notify:
+            self._recording_callback(call, rec)
+        return rec.snapshot()
+
+    def _recording_callback(self, call: Call, rec: Recording) -> None:
+        """RecordingStatusCallback for the recording's current status, if asked for."""
+        with self._lock:
+            if not rec.callback or rec.status not in rec.callback_events:
+                return
+            params = {
+                "AccountSid": rec.account_sid, "CallSid": rec.call_sid, "RecordingSid": rec.sid,
+                "RecordingUrl": self.recording_url(rec), "RecordingStatus": rec.status,
+                "RecordingDuration": "" if rec.duration is None else str(rec.duration),
+                "RecordingChannels": str(rec.channels), "RecordingStartTime": rfc2822(rec.start_time),
+                "RecordingSource": rec.source, "RecordingTrack": rec.track, "ErrorCode": "0",
+            }
+        self._send_callback(call, rec.callback, rec.callback_method, params)
+
+    def recording(self, sid: str) -> Recording | None:
+        """A snapshot of the recording with this SID, or None."""
+        with self._lock:
+            rec = self._recordings.get(sid)
+            return rec.snapshot() if rec else None
+
+    def all_recordings(self, call_sid: str | None = None) -> list[Recording]:
+        """Snapshots of the recordings (of one call), newest first."""
+        with self._lock:
+            recs = [r.snapshot() for r in reversed(self._recordings.values()) if call_sid is None or r.call_sid == call_sid]
+        return sorted(recs, key=lambda r: r.created, reverse=True)
+
+    def delete_recording(self, sid: str) -> bool:
+        """DELETE a recording; False if there is none."""
+        with self._lock:
+            return self._recordings.pop(sid, None) is not None
 
     # ---- creating calls
 
@@ -700,7 +787,11 @@ class Engine:
         for child in children:
             if child is not None and not child.ended:
                 self._end(child, "completed" if child.answered else "canceled", "the caller hung up")
+        recording = self.finish_recording(call, call.recording_sid, call.duration(), notify=False) if call.recording_sid else None
         self._status_callback(call, "completed")
+        if recording is not None:
+            self.note(call, "record", f"Call recording ended: {recording.duration} s", recording_url=self.recording_url(recording))
+            self._recording_callback(call, recording)
         if call.dial_parent is not None:
             parent_sid, token = call.dial_parent
             with self._lock:
@@ -767,6 +858,11 @@ class Engine:
         self._answer(call)
         if call.ended:
             return
+        if call.record is not None:
+            recording = self.start_recording(call, SOURCE_OUTBOUND_API, call.record)
+            with self._lock:
+                call.recording_sid = recording.sid
+            self.note(call, "record", "Recording the call (Record=true)", recording_url=self.recording_url(recording))
         if call.hangup_after:
             self._at(self.settings.scaled(call.hangup_after), call, lambda: self._caller_hangs_up(call))
         if call.twiml is not None and not call.url:

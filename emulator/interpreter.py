@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from . import limits, verbs
-from .engine import Call, Engine, Source, new_sid
+from .engine import Call, Engine, RecordingOptions, Source, new_sid
+from .recordings import SOURCE_RECORD_VERB
 from .verbs import Document, TwimlError
 
 #: What Twilio says when it cannot get usable TwiML and there is no fallback.
@@ -402,28 +403,45 @@ class CallRunner:
         return None
 
     def _record(self, verb: verbs.Record, base: str | None) -> Generator[Command, Any, Source | None]:
-        s = self.engine.settings
+        s, engine = self.engine.settings, self.engine
         if verb.play_beep:
             self.note("play", "Beep")
-        self.note("record", "Recording the caller")
+        callback = self.resolve(verb.recording_status_callback, base) if verb.recording_status_callback else None
+        options = RecordingOptions(callback, verb.recording_status_callback_method, verb.recording_status_callback_events)
+        rec = engine.start_recording(self.call, SOURCE_RECORD_VERB, options)
+        self.note("record", "Recording the caller", recording_sid=rec.sid)
         spoken = min(s.record_seconds, verb.max_length)
-        yield Sleep(spoken)
-        pressed = self.engine.take_digits(self.call, scripted=False)
-        finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
-        if not finished_with and spoken < verb.max_length:
-            yield Sleep(verb.timeout)
-        recording_sid = new_sid("RE")
-        url = f"{s.public_url.rstrip('/')}/2010-04-01/Accounts/{self.call.account_sid}/Recordings/{recording_sid}"
-        self.note("record", f"Recorded {int(spoken)} s", recording_url=url, duration=int(spoken))
+        started = engine.clock.now()
         action = self.resolve(verb.action, base)
+        try:
+            yield Sleep(spoken)
+            pressed = engine.take_digits(self.call, scripted=False)
+            finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
+            if not finished_with and spoken < verb.max_length:
+                yield Sleep(verb.timeout)
+        except Interrupt as exc:
+            # The caller hung up while recording: Twilio keeps what was said and still requests the action.
+            heard = engine.clock.now() - started
+            scale = s.time_scale or 1.0
+            rec = engine.finish_recording(self.call, rec.sid, min(spoken, heard / scale)) or rec
+            if exc.kind == "hangup" and action:
+                yield Fetch(action, verb.method, tuple(_recording_params(engine, rec)))
+            raise
+        rec = engine.finish_recording(self.call, rec.sid, spoken) or rec
+        self.note("record", f"Recorded {rec.duration} s", recording_url=engine.recording_url(rec), duration=rec.duration)
         if action is None:
             if verb.action:
                 yield End()
             return None
-        extra = [("RecordingUrl", url), ("RecordingSid", recording_sid), ("RecordingDuration", str(int(spoken)))]
+        extra = _recording_params(engine, rec)
         if finished_with:
             extra.append(("Digits", finished_with))
         return Source(url=action, method=verb.method, extra=tuple(extra))
+
+
+def _recording_params(engine: Engine, rec: Any) -> list[tuple[str, str]]:
+    """What `<Record>`'s action gets about the recording."""
+    return [("RecordingUrl", engine.recording_url(rec)), ("RecordingSid", rec.sid), ("RecordingDuration", str(rec.duration or 0))]
 
 
 _HANDLERS: dict[type, Callable[..., Generator[Command, Any, Any]]] = {

@@ -146,6 +146,9 @@ class Record:
     timeout: int = limits.RECORD_DEFAULT_TIMEOUT
     finish_on_key: str = "1234567890*#"
     play_beep: bool = True
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)
     warnings: tuple[AttrWarning, ...] = ()
 
 
@@ -309,6 +312,9 @@ def _record(el: ET.Element) -> Record:
         timeout=a.integer("timeout", limits.RECORD_DEFAULT_TIMEOUT, 1, MAX, 13611, "Record"),
         finish_on_key=a.text("finishOnKey", "1234567890*#") or "",
         play_beep=el.get("playBeep", "true") != "false",
+        recording_status_callback=a.text("recordingStatusCallback") or None,
+        recording_status_callback_method=a.method("recordingStatusCallbackMethod"),
+        recording_status_callback_events=tuple((el.get("recordingStatusCallbackEvent") or "completed").replace(",", " ").split()),
         warnings=tuple(a.warnings),
     )
 

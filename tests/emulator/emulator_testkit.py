@@ -138,9 +138,37 @@ def make_emulator(receiver: Receiver, **overrides: Any):
     config.update(overrides)
     app = create_app(config)
     handle = serve_in_thread(app)
+    app.extensions["emulator"].settings.public_url = handle.url  # RecordingUrls point here
     client = Client(ACCOUNT_SID, AUTH_TOKEN)
     client.api.base_url = handle.url
     return Emu(handle.url, app, clock, client), handle
+
+
+def openapi_to_jsonschema(node, components):
+    """OpenAPI 3.0 → JSON Schema: `nullable` becomes a null type, `$ref`s are inlined."""
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(n, components) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        return openapi_to_jsonschema(components[name], components)
+    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items() if k not in ("nullable", "x-twilio", "example", "examples")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = list(out["enum"]) + [None]
+    if "format" in out:
+        out.pop("format")
+    return out
+
+
+def spec_schema(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    """The spec's component schema `name` as a JSON Schema."""
+    import copy
+
+    components = spec["components"]["schemas"]
+    return openapi_to_jsonschema(copy.deepcopy(components[name]), components)
 
 
 def twiml(*verbs: str) -> str:

@@ -12,28 +12,17 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, NUMBER, VERIFIED, make_emulator, twiml
+from emulator_testkit import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    NUMBER,
+    VERIFIED,
+    make_emulator,
+    openapi_to_jsonschema,
+    twiml,
+)
 
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
-
-
-def openapi_to_jsonschema(node, components):
-    """OpenAPI 3.0 → JSON Schema: `nullable` becomes a null type, `$ref`s are inlined."""
-    if isinstance(node, list):
-        return [openapi_to_jsonschema(n, components) for n in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        name = node["$ref"].rsplit("/", 1)[1]
-        return openapi_to_jsonschema(components[name], components)
-    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items() if k not in ("nullable", "x-twilio", "example", "examples")}
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-        if "enum" in out:
-            out["enum"] = list(out["enum"]) + [None]
-    if "format" in out:
-        out.pop("format")
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,109 @@
+"""The shapes Twilio answers in: a Call and a Recording as the spec's JSON schemas give them.
+
+Pure functions of engine snapshots; api.py sends them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .engine import API_VERSION, Call, rfc2822
+from .recordings import Recording, media_path
+
+#: A Call's subresources: (JSON key, path segment), in the spec's order.
+SUBRESOURCES = (
+    ("notifications", "Notifications"),
+    ("recordings", "Recordings"),
+    ("payments", "Payments"),
+    ("events", "Events"),
+    ("siprec", "Siprec"),
+    ("streams", "Streams"),
+    ("transcriptions", "Transcriptions"),
+    ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
+    ("user_defined_messages", "UserDefinedMessages"),
+)
+
+
+def format_number(number: str | None) -> str | None:
+    """Display form of a number: `(555) 555-0100` for NANP numbers, otherwise unchanged."""
+    if number is None:
+        return None
+    m = re.fullmatch(r"\+1(\d{3})(\d{3})(\d{4})", number)
+    if m:
+        return f"({m.group(1)}) {m.group(2)}-{m.group(3)}"
+    return number
+
+
+def call_path(call: Call) -> str:
+    """`/2010-04-01/Accounts/AC…/Calls/CA…` (no extension)."""
+    return f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
+
+
+def call_resource(call: Call) -> dict[str, Any]:
+    """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat)."""
+    base = call_path(call)
+    return {
+        "sid": call.sid,
+        "date_created": rfc2822(call.created),
+        "date_updated": rfc2822(call.updated or call.created),
+        "parent_call_sid": call.parent_call_sid,
+        "account_sid": call.account_sid,
+        "to": call.to,
+        "to_formatted": format_number(call.to),
+        "from": call.from_,
+        "from_formatted": format_number(call.from_),
+        "phone_number_sid": call.phone_number_sid,
+        "status": call.status,
+        "start_time": rfc2822(call.start_time),
+        "end_time": rfc2822(call.end_time),
+        "duration": str(call.duration()) if call.ended else None,
+        "price": None,
+        "price_unit": "USD",
+        "direction": call.direction,
+        "answered_by": None,
+        "api_version": API_VERSION,
+        "forwarded_from": None,
+        "group_sid": None,
+        "caller_name": call.caller_name,
+        "queue_time": "0",
+        "trunk_sid": None,
+        "uri": base + ".json",
+        "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},
+        "stir_verstat": None,
+    }
+
+
+def recording_resource(rec: Recording, public_url: str, of_call: bool = False) -> dict[str, Any]:
+    """A Recording as the spec's `api.v2010.account.recording` (or, `of_call`, its
+    `api.v2010.account.call.call_recording`: the form listed under a call)."""
+    body: dict[str, Any] = {
+        "account_sid": rec.account_sid,
+        "api_version": API_VERSION,
+        "call_sid": rec.call_sid,
+        "conference_sid": None,
+        "date_created": rfc2822(rec.created),
+        "date_updated": rfc2822(rec.updated or rec.created),
+        "start_time": rfc2822(rec.start_time),
+        "duration": None if rec.duration is None else str(rec.duration),
+        "sid": rec.sid,
+        "price": rec.price(),
+        "price_unit": "USD",
+        "status": rec.status,
+        "channels": rec.channels,
+        "source": rec.source,
+        "error_code": None,
+        "encryption_details": None,
+    }
+    if of_call:
+        body["track"] = rec.track
+        body["uri"] = f"/{API_VERSION}/Accounts/{rec.account_sid}/Calls/{rec.call_sid}/Recordings/{rec.sid}.json"
+        return body
+    path = media_path(rec.account_sid, rec.sid)
+    body["uri"] = path + ".json"
+    body["media_url"] = public_url.rstrip("/") + path
+    body["subresource_uris"] = {
+        "add_on_results": f"{path}/AddOnResults.json",
+        "transcriptions": f"{path}/Transcriptions.json",
+    }
+    return body

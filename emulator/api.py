@@ -22,6 +22,7 @@ from .engine import (
     CallNotFound,
     CallStateError,
     Engine,
+    MachineDetection,
     RecordingOptions,
     Source,
 )
@@ -212,6 +213,27 @@ def _recording_options(form: Any) -> RecordingOptions | None:
     return options if record else None
 
 
+def _machine_detection(form: Any) -> MachineDetection | None:
+    """`MachineDetection` and its options (spec CreateCall), or None."""
+    mode = _enum_param(form, "MachineDetection", ("Enable", "DetectMessageEnd"))
+    options = MachineDetection(
+        mode=mode or "",
+        timeout=float(_int_param(form, "MachineDetectionTimeout", 3, 59) or 30),
+        asynchronous=_bool_param(form, "AsyncAmd"),
+        callback=_url_param(form, "AsyncAmdStatusCallback"),
+        callback_method=_enum_param(form, "AsyncAmdStatusCallbackMethod", METHODS, "POST"),
+    )
+    return options if mode else None
+
+
+def _send_digits(form: Any) -> str | None:
+    """`SendDigits`: up to 32 of 0-9, A-D, # and *, with w/W pauses."""
+    value = form.get("SendDigits") or ""
+    if value and not re.fullmatch(r"[0-9A-D#*wW]{1,32}", value):
+        raise TwilioError(INVALID_PARAMETER, f"Invalid SendDigits: {value[:40]!r} (up to 32 of 0-9, A-D, #, *, w and W)")
+    return value or None
+
+
 def _twiml_param(form: Any) -> str | None:
     twiml = form.get("Twiml")
     if twiml is None or twiml == "":
@@ -286,6 +308,8 @@ def create_call(account_sid: str) -> Response:
         "timeout": float(_int_param(form, "Timeout", 1, limits.MAX_TIMEOUT, INVALID_TIMEOUT) or limits.DEFAULT_TIMEOUT),
         "time_limit": float(_time_limit_param(form) or limits.DEFAULT_TIME_LIMIT),
         "record": _recording_options(form),
+        "amd": _machine_detection(form),
+        "send_digits": _send_digits(form),
     }
     call = engine().create_outbound(**fields)
     return json_response(call_resource(call), 201)

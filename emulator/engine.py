@@ -58,6 +58,15 @@ SCENARIO_BUSY = "+15555550186"
 SCENARIO_NO_ANSWER = "+15555550187"
 SCENARIO_FAILED = "+15555550188"
 SCENARIOS = {SCENARIO_BUSY: "busy", SCENARIO_NO_ANSWER: "no-answer", SCENARIO_FAILED: "failed"}
+#: Who answers, for answering machine detection: these two are a machine and a fax; anyone else is human.
+SCENARIO_MACHINE = "+15555550189"
+SCENARIO_FAX = "+15555550190"
+#: Emulated seconds AMD takes to decide (our choice): a greeting's start, and (DetectMessageEnd) its end.
+AMD_SECONDS = 2.0
+AMD_MESSAGE_END_SECONDS = 8.0
+#: Emulated seconds to send one `SendDigits` key; `w` is half a second and `W` a second (Twilio's).
+SEND_DIGIT_SECONDS = {"w": 0.5, "W": 1.0}
+KEY_SECONDS = 0.5
 
 #: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
 TEST_FROM_NUMBER = "+15005550006"
@@ -221,6 +230,10 @@ class Call:
     #: A <Dial> leg: the parent call and the wake-up token its runner waits on.
     dial_parent: tuple[str, int] | None = None
     talk_limit: float | None = None
+    #: CreateCall's MachineDetection (a MachineDetection), its result, and SendDigits.
+    amd: Any = None
+    answered_by: str | None = None
+    send_digits: str | None = None
     #: `Record=true` on create: how to record the call (a RecordingOptions), and its recording.
     record: Any = None
     recording_sid: str | None = None
@@ -270,7 +283,28 @@ def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str
         params["ParentCallSid"] = call.parent_call_sid
     if call.call_token:
         params["CallToken"] = call.call_token
+    if call.answered_by:
+        params["AnsweredBy"] = call.answered_by
     return sorted(params.items())
+
+
+@dataclass(frozen=True)
+class MachineDetection:
+    """CreateCall's `MachineDetection` (`Enable` or `DetectMessageEnd`) and its options."""
+
+    mode: str
+    timeout: float = 30.0
+    asynchronous: bool = False
+    callback: str | None = None
+    callback_method: str = "POST"
+
+    def result(self, to: str) -> tuple[float, str]:
+        """(seconds until decided, AnsweredBy) for a call to `to`; `unknown` when the timeout comes first."""
+        if to == SCENARIO_MACHINE:
+            seconds, who = (AMD_MESSAGE_END_SECONDS, "machine_end_beep") if self.mode == "DetectMessageEnd" else (AMD_SECONDS, "machine_start")
+        else:
+            seconds, who = AMD_SECONDS, "fax" if to == SCENARIO_FAX else "human"
+        return (self.timeout, "unknown") if self.timeout < seconds else (seconds, who)
 
 
 @dataclass(frozen=True)
@@ -865,10 +899,45 @@ class Engine:
             self.note(call, "record", "Recording the call (Record=true)", recording_url=self.recording_url(recording))
         if call.hangup_after:
             self._at(self.settings.scaled(call.hangup_after), call, lambda: self._caller_hangs_up(call))
+        if call.send_digits:
+            # Sent before the TwiML runs; with SendDigits, MachineDetection is ignored (spec CreateCall).
+            self.note(call, "digits", f"Twilio sends the digits {call.send_digits} to {call.to}", digits=call.send_digits)
+            seconds = sum(SEND_DIGIT_SECONDS.get(key, KEY_SECONDS) for key in call.send_digits)
+            self._at(self.settings.scaled(seconds), call, lambda: self._run_create_source(call))
+        elif call.amd is not None:
+            self._detect_machine(call)
+        else:
+            self._run_create_source(call)
+
+    def _run_create_source(self, call: Call, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """Run the `Url` (or `Twiml`) given on create."""
         if call.twiml is not None and not call.url:
             self._start(call, Source(twiml=call.twiml))
         else:
-            self._start(call, Source(url=call.url, method=call.method))
+            self._start(call, Source(url=call.url, method=call.method, extra=extra))
+
+    def _detect_machine(self, call: Call) -> None:
+        """AMD: synchronous, the TwiML waits for `AnsweredBy`; `AsyncAmd`, it runs at once and the
+        result goes to AsyncAmdStatusCallback."""
+        amd = call.amd
+        seconds, answered_by = amd.result(call.to)
+        duration = ("MachineDetectionDuration", str(int(seconds * 1000)))
+
+        def decided() -> None:
+            if call.ended:
+                return
+            with self._lock:
+                call.answered_by = answered_by
+            self.note(call, "status", f"Answering machine detection: {answered_by} (after {seconds:g} s)", answered_by=answered_by)
+            if not amd.asynchronous:
+                self._run_create_source(call, (duration,))
+            elif amd.callback:
+                params = {"AccountSid": call.account_sid, "CallSid": call.sid, "AnsweredBy": answered_by, duration[0]: duration[1]}
+                self._send_callback(call, amd.callback, amd.callback_method, params)
+
+        if amd.asynchronous:
+            self._run_create_source(call)
+        self._at(self.settings.scaled(seconds), call, decided)
 
     def answer_inbound(self, call: Call) -> None:
         """The app's TwiML picked up an inbound call: ringing → in-progress (the runner calls this)."""

@@ -61,7 +61,7 @@ def call_resource(call: Call) -> dict[str, Any]:
         "price": None,
         "price_unit": "USD",
         "direction": call.direction,
-        "answered_by": None,
+        "answered_by": call.answered_by,
         "api_version": API_VERSION,
         "forwarded_from": None,
         "group_sid": None,

@@ -11,7 +11,7 @@ own. So an app URL or a callback URL that hangs delays only its own call. A task
 its call (error 12400 in the transcript and the log); the engine goes on.
 
 Each call's TwiML is run by a `CallRunner` (interpreter.py), which owns the program and its
-wake-up token and yields typed commands (`Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+wake-up token and yields typed commands (`Sleep`, `AwaitDigits`, `Fetch`, `DialLegs`, `Park`,
 `End`); the engine decides when they happen.
 
 Time: with `RealClock` a scheduler thread hands due timers to the lanes. With `ManualClock`
@@ -67,6 +67,9 @@ AMD_MESSAGE_END_SECONDS = 8.0
 #: Emulated seconds to send one `SendDigits` key; `w` is half a second and `W` a second (Twilio's).
 SEND_DIGIT_SECONDS = {"w": 0.5, "W": 1.0}
 KEY_SECONDS = 0.5
+
+#: How much later each further noun of a <Dial> answers than the one before it (our choice: no ties).
+DIAL_STAGGER_SECONDS = 0.1
 
 #: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
 TEST_FROM_NUMBER = "+15005550006"
@@ -230,6 +233,9 @@ class Call:
     #: A <Dial> leg: the parent call and the wake-up token its runner waits on.
     dial_parent: tuple[str, int] | None = None
     talk_limit: float | None = None
+    #: A call whose <Dial> rings legs: those of the current <Dial>, and the one that answered first.
+    dial_group: list[str] = field(default_factory=list)
+    connected_leg: str | None = None
     #: CreateCall's MachineDetection (a MachineDetection), its result, and SendDigits.
     amd: Any = None
     answered_by: str | None = None
@@ -258,7 +264,7 @@ class Call:
     def snapshot(self) -> Call:
         """A copy that later changes do not touch (take it under the engine's lock)."""
         return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children),
-                       recordings=list(self.recordings))
+                       recordings=list(self.recordings), dial_group=list(self.dial_group))
 
 
 def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str]]:
@@ -827,13 +833,26 @@ class Engine:
             self.note(call, "record", f"Call recording ended: {recording.duration} s", recording_url=self.recording_url(recording))
             self._recording_callback(call, recording)
         if call.dial_parent is not None:
-            parent_sid, token = call.dial_parent
-            with self._lock:
-                parent = self._calls.get(parent_sid)
-            if parent is not None:
-                from .interpreter import DialEnded
+            self._leg_ended(call)
 
-                self._post(parent, lambda: self._resume(parent, token, DialEnded(call.sid)))
+    def _leg_ended(self, leg: Call) -> None:
+        """A <Dial> leg ended: its <Dial> goes on when the connected leg ends, or when every leg
+        ended without an answer (canceled losers of the race change nothing)."""
+        from .interpreter import DialEnded
+
+        parent_sid, token = leg.dial_parent
+        with self._lock:
+            parent = self._calls.get(parent_sid)
+            if parent is None or leg.sid not in parent.dial_group:
+                return
+            if parent.connected_leg == leg.sid:
+                result = DialEnded(leg.sid, leg.status)
+            elif parent.connected_leg is None and all(self._calls[sid].ended for sid in parent.dial_group if sid in self._calls):
+                statuses = {self._calls[sid].status for sid in parent.dial_group if sid in self._calls}
+                result = DialEnded(leg.sid, statuses.pop() if len(statuses) == 1 else "no-answer")
+            else:
+                return
+        self._post(parent, lambda: self._resume(parent, token, result))
 
     def _dial(self, call: Call) -> None:
         """queued → ringing (or straight to failed for a failing number)."""
@@ -853,9 +872,10 @@ class Engine:
         self._status_callback(call, "ringing")
         self._ring(call, answer=lambda: self._answer_outbound(call))
 
-    def _ring(self, call: Call, answer: Callable[[], None]) -> None:
+    def _ring(self, call: Call, answer: Callable[[], None], later: float = 0.0) -> None:
+        """Ring for the ring time (plus `later` seconds), then answer, unless the number's scenario says otherwise."""
         s = self.settings
-        ring = s.scaled(s.ring_seconds)
+        ring = s.scaled(s.ring_seconds + later)
         timeout = s.scaled(call.timeout)
         if call.scenario == "failed":
             self._at(0, call, lambda: self._end(call, "failed", "the number could not be reached"))
@@ -977,56 +997,72 @@ class Engine:
 
     # ---- <Dial> legs
 
-    def _dial_leg(self, parent: Call, token: int, cmd: Any) -> None:
-        """A <Dial> leg: outbound-dial, with the parent's SID; skips queued (reference §4.1)."""
-        child = Call(
-            sid=new_sid("CA"),
-            account_sid=parent.account_sid,
-            to=cmd.to,
-            from_=cmd.from_,
-            direction="outbound-dial",
-            created=self.clock.now(),
-            status="ringing",
-            parent_call_sid=parent.sid,
-            status_callback=cmd.status_callback,
-            status_callback_method=cmd.status_callback_method,
-            status_callback_events=tuple(e for e in cmd.events if e in CALLBACK_EVENTS),
-            timeout=float(cmd.timeout),
-            scenario=SCENARIOS.get(cmd.to),
-            dial_parent=(parent.sid, token),
-            talk_limit=float(cmd.time_limit),
-        )
-        child.start_time = child.created
-        self._add(child)
+    def _dial_legs(self, parent: Call, token: int, cmd: Any) -> None:
+        """A <Dial>'s legs, all ringing at once: outbound-dial, with the parent's SID; they skip
+        `queued` (reference §4.1). The first to answer is connected, the others are canceled."""
+        legs = []
+        for target in cmd.targets:
+            leg = Call(
+                sid=new_sid("CA"),
+                account_sid=parent.account_sid,
+                to=target.to,
+                from_=cmd.from_,
+                direction="outbound-dial",
+                created=self.clock.now(),
+                status="ringing",
+                parent_call_sid=parent.sid,
+                status_callback=target.status_callback,
+                status_callback_method=target.status_callback_method,
+                status_callback_events=tuple(e for e in target.events if e in CALLBACK_EVENTS),
+                timeout=float(cmd.timeout),
+                scenario=SCENARIOS.get(target.to),
+                dial_parent=(parent.sid, token),
+                talk_limit=float(cmd.time_limit),
+            )
+            leg.start_time = leg.created
+            self._add(leg)
+            legs.append(leg)
         with self._lock:
-            parent.children.append(child.sid)
+            parent.children.extend(leg.sid for leg in legs)
+            parent.dial_group = [leg.sid for leg in legs]
+            parent.connected_leg = None
+        for index, leg in enumerate(legs):
+            self._post(leg, lambda leg=leg, index=index: self._ring_leg(parent, leg, index))
 
-        def ring() -> None:
-            self._status_callback(child, "initiated")
-            self._status_callback(child, "ringing")
-            self._ring(child, answer=lambda: self._answer_child(parent, child))
+    def _ring_leg(self, parent: Call, leg: Call, index: int) -> None:
+        self._status_callback(leg, "initiated")
+        self._status_callback(leg, "ringing")
+        # The n-th noun picks up n × 0.1 s after the first, so a run repeats exactly: the first noun wins a tie.
+        self._ring(leg, answer=lambda: self._answer_leg(parent, leg), later=DIAL_STAGGER_SECONDS * index)
 
-        self._post(child, ring)
-
-    def _answer_child(self, parent: Call, child: Call) -> None:
-        if parent.ended:
-            self._end(child, "canceled", "the caller hung up")
+    def _answer_leg(self, parent: Call, leg: Call) -> None:
+        with self._lock:
+            first = not parent.ended and parent.connected_leg is None and leg.sid in parent.dial_group
+            if first:
+                parent.connected_leg = leg.sid
+                losers = [self._calls[sid] for sid in parent.dial_group if sid != leg.sid and sid in self._calls]
+        if not first:
+            self._end(leg, "canceled", "the caller hung up" if parent.ended else "another leg answered first")
             return
-        self._answer(child)
-        self.note(parent, "dial", f"{child.to} answered; connected", call_sid=child.sid)
+        self._answer(leg)
+        self.note(parent, "dial", f"{leg.to} answered; connected", call_sid=leg.sid)
+        for loser in losers:
+            self._end(loser, "canceled", "another leg answered first")
         talk = self.settings.dial_talk_seconds
-        if child.talk_limit is not None:
-            talk = min(talk, child.talk_limit)
-        self._at(self.settings.scaled(talk), child, lambda: self._end(child, "completed", "the callee hung up"))
+        if leg.talk_limit is not None:
+            talk = min(talk, leg.talk_limit)
+        self._at(self.settings.scaled(talk), leg, lambda: self._end(leg, "completed", "the callee hung up"))
 
-    def end_leg(self, sid: str, reason: str) -> Call | None:
-        """The runner drops a <Dial> leg (its <Dial> was interrupted); returns the leg as it ended."""
+    def end_legs(self, call: Call, reason: str) -> Call | None:
+        """The runner drops its <Dial>'s legs (the <Dial> was interrupted); returns the connected
+        leg (else the last one) as it ended."""
         with self._lock:
-            child = self._calls.get(sid)
-        if child is None:
-            return None
-        self._end(child, "completed" if child.answered else "canceled", reason)
-        return self.get(sid)
+            legs = [self._calls[sid] for sid in call.dial_group if sid in self._calls]
+            connected = call.connected_leg
+        for leg in legs:
+            self._end(leg, "completed" if leg.answered else "canceled", reason)
+        chosen = connected or (legs[-1].sid if legs else None)
+        return self.get(chosen) if chosen else None
 
     # ---- programs (TwiML): the runner decides what comes next, the engine when
 
@@ -1057,7 +1093,7 @@ class Engine:
 
     def _follow(self, call: Call, runner: Any, cmd: Any) -> None:
         """Arrange for what the runner now waits on (a typed command from interpreter.py)."""
-        from .interpreter import AwaitDigits, DialLeg, End, Fetch, Park, Sleep
+        from .interpreter import AwaitDigits, DialLegs, End, Fetch, Park, Sleep
 
         if cmd is None:
             if runner.done and self._runners.get(call.sid) is runner:
@@ -1077,8 +1113,8 @@ class Engine:
         elif isinstance(cmd, Fetch):
             # Its own lane task: between two documents the worker goes back to the pool.
             self._post(call, lambda: self._fetch(call, runner, token, cmd))
-        elif isinstance(cmd, DialLeg):
-            self._dial_leg(call, token, cmd)
+        elif isinstance(cmd, DialLegs):
+            self._dial_legs(call, token, cmd)
         elif isinstance(cmd, End):
             self._end(call, cmd.status or ("completed" if call.answered else "canceled"), cmd.reason)
         elif isinstance(cmd, Park):

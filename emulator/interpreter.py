@@ -1,11 +1,11 @@
 """TwiML run for one call, writing the caller's-eye transcript.
 
 A `CallRunner` owns its call's program (a generator over typed verbs from verbs.py) and its
-wake-up token. It yields typed commands — `Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+wake-up token. It yields typed commands — `Sleep`, `AwaitDigits`, `Fetch`, `DialLegs`, `Park`,
 `End` — and the engine decides when each happens and resumes it with the result (`resume`). A
 REST redirect or the end of the call is thrown into it (`interrupt`), so an interrupted <Dial> or
 <Enqueue> can request its action URL first, as Twilio does (reference §13). The runner changes
-no call state itself: it asks the engine (`answer_inbound`, `take_digits`, `end_leg`, `note`).
+no call state itself: it asks the engine (`answer_inbound`, `take_digits`, `end_legs`, `note`).
 """
 
 from __future__ import annotations
@@ -52,16 +52,24 @@ class Fetch:
 
 
 @dataclass(frozen=True)
-class DialLeg:
-    """Place a <Dial> leg; resumed with `DialEnded` when the leg ends."""
+class DialTarget:
+    """One noun of a <Dial>: whom to ring, and where its leg's status callbacks go."""
 
     to: str
-    from_: str
-    timeout: int
-    time_limit: int
     status_callback: str | None
     status_callback_method: str
     events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DialLegs:
+    """Ring every target at once; resumed with `DialEnded` when the connected leg ends, or when
+    all legs ended unanswered."""
+
+    targets: tuple[DialTarget, ...]
+    from_: str
+    timeout: int
+    time_limit: int
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,13 @@ class End:
 
 @dataclass(frozen=True)
 class DialEnded:
-    """What a `DialLeg` is resumed with: the leg that ended."""
+    """What `DialLegs` is resumed with: the leg that ended and the <Dial>'s outcome (DialCallStatus)."""
 
     sid: str
+    status: str
 
 
-Command = Sleep | AwaitDigits | Fetch | DialLeg | Park | End
+Command = Sleep | AwaitDigits | Fetch | DialLegs | Park | End
 Program = Generator[Command, Any, Any]
 
 
@@ -353,22 +362,22 @@ class CallRunner:
         action = self.resolve(verb.action, base) if verb.action else None
         if verb.room is not None:
             return (yield from self._wait_in_room(verb.room, action, verb.method))
-        leg = verb.leg
-        callback = self.resolve(leg.status_callback, base) if leg.status_callback else None
-        self.note("dial", f"Dialing {leg.to}", target=leg.to, timeout=verb.timeout)
-        cmd = DialLeg(leg.to, verb.caller_id or call.from_, verb.timeout, verb.time_limit, callback, leg.status_callback_method, leg.events)
+        targets = tuple(DialTarget(leg.to, self.resolve(leg.status_callback, base) if leg.status_callback else None,
+                                   leg.status_callback_method, leg.events) for leg in verb.legs)
+        who = ", ".join(t.to for t in targets)
+        self.note("dial", f"Dialing {who}" + (" at once" if len(targets) > 1 else ""), target=who, timeout=verb.timeout)
         try:
-            ended = yield cmd
+            ended = yield DialLegs(targets, verb.caller_id or call.from_, verb.timeout, verb.time_limit)
         except Interrupt as exc:
-            child = self.engine.end_leg(call.children[-1], "the Dial was interrupted") if call.children else None
+            child = self.engine.end_legs(call, "the Dial was interrupted")
             if action and exc.kind == "redirect":
                 self.note("dial", "Interrupted <Dial>: requesting its action (answer ignored)")
                 yield Fetch(action, verb.method, tuple(_dial_params(child, "completed")))
             raise
         child = self.engine.get(ended.sid)
-        self.note("dial", f"Dial ended: {child.status}", dial_status=child.status, call_sid=child.sid)
+        self.note("dial", f"Dial ended: {ended.status}", dial_status=ended.status, call_sid=child.sid)
         if action:
-            return Source(url=action, method=verb.method, extra=tuple(_dial_params(child, child.status)))
+            return Source(url=action, method=verb.method, extra=tuple(_dial_params(child, ended.status)))
         return None
 
     def _wait_in_room(self, room: verbs.Room, action: str | None, method: str) -> Generator[Command, Any, None]:

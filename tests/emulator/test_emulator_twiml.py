@@ -298,3 +298,48 @@ def test_get_voice_webhook_is_signed_with_query(emu, receiver, validator):
     (hit,) = receiver.on("/voice")
     assert hit.method == "GET" and hit.param("lang") == "en" and hit.param("CallStatus") == "in-progress"
     assert_signed(hit, validator)
+
+
+def test_dial_with_several_nouns_rings_them_all_and_connects_the_first_to_answer(emu, receiver, validator):
+    events = "statusCallbackEvent='initiated ringing answered completed'"
+    sid = ring(emu, receiver, twiml(
+        "<Dial action='/dialed' timeout='20'>",
+        f"<Number statusCallback='/never' {events}>+15555550187</Number>",
+        f"<Number statusCallback='/busy' {events}>+15555550186</Number>",
+        f"<Client statusCallback='/bob' {events}>bob</Client>",
+        f"<Sip statusCallback='/desk' {events}>sip:desk@pbx.example</Sip>",
+        "</Dial>",
+    ))
+    emu.advance(0)
+    legs = {leg.to: leg for leg in emu.client.calls.list(parent_call_sid=sid)}
+    assert set(legs) == {"+15555550187", "+15555550186", "client:bob", "sip:desk@pbx.example"}
+    assert {leg.status for leg in legs.values()} == {"ringing"}
+    emu.advance(1.2)  # busy at 1 s; bob (the third noun) answers at 1.2 s, before the desk at 1.3 s
+    status_of = {to: emu.client.calls(leg.sid).fetch().status for to, leg in legs.items()}
+    assert status_of == {"+15555550187": "canceled", "+15555550186": "busy", "client:bob": "in-progress", "sip:desk@pbx.example": "canceled"}
+    assert receiver.on("/dialed") == []
+    emu.advance(5)  # bob talks for EMULATOR_DIAL_TALK_SECONDS
+    (action,) = receiver.on("/dialed")
+    assert (action.param("DialCallStatus"), action.param("DialCallSid"), action.param("DialCallDuration")) == ("completed", legs["client:bob"].sid, "5")
+    for path, statuses in (("/never", ["initiated", "ringing", "canceled"]), ("/busy", ["initiated", "ringing", "busy"]),
+                           ("/bob", ["initiated", "ringing", "in-progress", "completed"]), ("/desk", ["initiated", "ringing", "canceled"])):
+        hits = receiver.on(path)
+        assert [h.param("CallStatus") for h in hits] == statuses, path
+        assert [int(h.param("SequenceNumber")) for h in hits] == list(range(len(statuses)))
+        assert {h.param("ParentCallSid") for h in hits} == {sid}
+        for hit in hits:
+            assert_signed(hit, validator)
+
+
+def test_dial_with_several_nouns_none_answering(emu, receiver):
+    receiver.answer("/dialed", twiml("<Pause length='60'/>"))
+    sid = ring(emu, receiver, twiml("<Dial action='/dialed' timeout='5'><Number>+15555550186</Number><Number>+15555550187</Number></Dial>"))
+    emu.advance(4)
+    assert receiver.on("/dialed") == []
+    emu.advance(1)
+    (action,) = receiver.on("/dialed")
+    assert action.param("DialCallStatus") == "no-answer" and "DialCallDuration" not in action.params
+    receiver.hits.clear()
+    emu.client.calls(sid).update(twiml=twiml(f"<Dial action='{receiver.url}/again'><Number>+15555550186</Number><Number>+15555550186</Number></Dial>"))
+    emu.advance(2)
+    assert receiver.on("/again")[0].param("DialCallStatus") == "busy"

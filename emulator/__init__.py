@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "EMULATOR_RECORD_SECONDS": "3",
     "EMULATOR_TIME_SCALE": "1",
     "EMULATOR_WEBHOOK_TIMEOUT": "15",
+    "EMULATOR_PRICE_PER_MINUTE": "0.014",
     "EMULATOR_CALL_WORKERS": "64",
     "EMULATOR_CALLBACK_WORKERS": "64",
 }
@@ -78,6 +79,7 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         record_seconds=float(get("EMULATOR_RECORD_SECONDS")),
         time_scale=float(get("EMULATOR_TIME_SCALE")),
         webhook_timeout=float(get("EMULATOR_WEBHOOK_TIMEOUT")),
+        price_per_minute=float(get("EMULATOR_PRICE_PER_MINUTE")),
         call_workers=int(get("EMULATOR_CALL_WORKERS")),
         callback_workers=int(get("EMULATOR_CALLBACK_WORKERS")),
     )

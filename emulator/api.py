@@ -250,6 +250,10 @@ def _endpoint_ok(value: str) -> bool:
 # --------------------------------------------------------------------------- routes
 
 
+def _call_json(call: Call) -> dict[str, Any]:
+    return call_resource(call, engine().settings.price_per_minute)
+
+
 def _not_found() -> TwilioError:
     return TwilioError(20404, f"The requested resource {request.path} was not found", 404)
 
@@ -312,7 +316,7 @@ def create_call(account_sid: str) -> Response:
         "send_digits": _send_digits(form),
     }
     call = engine().create_outbound(**fields)
-    return json_response(call_resource(call), 201)
+    return json_response(_call_json(call), 201)
 
 
 def _time_limit_param(form: Any) -> int | None:
@@ -322,7 +326,7 @@ def _time_limit_param(form: Any) -> int | None:
 @bp.get("/Accounts/<account_sid>/Calls/<call_sid>.json")
 def fetch_call(account_sid: str, call_sid: str) -> Response:
     """FetchCall."""
-    return json_response(call_resource(_existing_call(call_sid)))
+    return json_response(_call_json(_existing_call(call_sid)))
 
 
 @bp.post("/Accounts/<account_sid>/Calls/<call_sid>.json")
@@ -353,7 +357,7 @@ def update_call(account_sid: str, call_sid: str) -> Response:
         raise _not_found() from None
     except CallStateError:
         raise TwilioError(*NOT_IN_PROGRESS) from None
-    return json_response(call_resource(call))
+    return json_response(_call_json(call))
 
 
 @bp.delete("/Accounts/<account_sid>/Calls/<call_sid>.json")
@@ -393,7 +397,7 @@ def _date_matcher(name: str, value: str) -> Callable[[Call], bool]:
     bound = when.timestamp()
 
     def match(call: Call) -> bool:
-        ts = getattr(call, field)
+        ts = getattr(call, field) if field == "start_time" or call.answered else None
         if ts is None:
             return False
         if op == "<":
@@ -438,7 +442,7 @@ def list_calls(account_sid: str) -> Response:
     """ListCall: newest first, Twilio's page envelope, host-relative paging links."""
     matchers, kept = _filters(request.args)
     calls = [c for c in engine().all_calls() if all(m(c) for m in matchers)]
-    return json_response(page_of(calls, "calls", f"/{API_VERSION}/Accounts/{account_sid}/Calls.json", kept, call_resource))
+    return json_response(page_of(calls, "calls", f"/{API_VERSION}/Accounts/{account_sid}/Calls.json", kept, _call_json))
 
 
 def page_of(items: list[Any], key: str, base: str, kept: list[tuple[str, str]], render: Callable[[Any], Any]) -> dict[str, Any]:

@@ -178,6 +178,8 @@ class Settings:
     record_seconds: float = 3.0
     time_scale: float = 1.0
     webhook_timeout: float = 15.0
+    #: What a call costs per started minute once answered (USD).
+    price_per_minute: float = 0.014
     call_workers: int = 64
     callback_workers: int = 64
 
@@ -222,6 +224,8 @@ class Call:
     timeout: float = float(limits.DEFAULT_TIMEOUT)
     time_limit: float = float(limits.DEFAULT_TIME_LIMIT)
     call_token: str | None = None
+    #: Milliseconds the create waited in the account's calls-per-second queue (Twilio's `queue_time`).
+    queue_time: int = 0
     scenario: str | None = None
     hangup_after: float | None = None
     #: What the simulated caller will press at successive <Gather>s, and what they pressed live.

@@ -5,6 +5,7 @@ Pure functions of engine snapshots; api.py sends them.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -40,9 +41,19 @@ def call_path(call: Call) -> str:
     return f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
 
 
-def call_resource(call: Call) -> dict[str, Any]:
-    """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat)."""
+def call_price(call: Call, price_per_minute: float) -> str:
+    """What an answered call cost, per started minute (at least one), negative as Twilio shows it: "-0.02800"."""
+    return f"{-max(1, math.ceil(call.duration() / 60)) * price_per_minute:.5f}"
+
+
+def call_resource(call: Call, price_per_minute: float = 0.0) -> dict[str, Any]:
+    """The call as Twilio's Call resource (every field of the spec's schema, plus stir_verstat).
+
+    Per the spec, `duration` and `end_time` are empty until an answered call ends, and empty for
+    busy, failed, unanswered or canceled calls; `price` is set once an answered call has ended.
+    """
     base = call_path(call)
+    completed = call.ended and call.answered
     return {
         "sid": call.sid,
         "date_created": rfc2822(call.created),
@@ -56,9 +67,9 @@ def call_resource(call: Call) -> dict[str, Any]:
         "phone_number_sid": call.phone_number_sid,
         "status": call.status,
         "start_time": rfc2822(call.start_time),
-        "end_time": rfc2822(call.end_time),
-        "duration": str(call.duration()) if call.ended else None,
-        "price": None,
+        "end_time": rfc2822(call.end_time) if completed else None,
+        "duration": str(call.duration()) if completed else None,
+        "price": call_price(call, price_per_minute) if completed else None,
         "price_unit": "USD",
         "direction": call.direction,
         "answered_by": call.answered_by,
@@ -66,7 +77,7 @@ def call_resource(call: Call) -> dict[str, Any]:
         "forwarded_from": None,
         "group_sid": None,
         "caller_name": call.caller_name,
-        "queue_time": "0",
+        "queue_time": str(call.queue_time),
         "trunk_sid": None,
         "uri": base + ".json",
         "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},

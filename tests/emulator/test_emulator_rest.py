@@ -79,7 +79,7 @@ def test_sdk_fetch_update_delete_round_trip(emu, receiver, call_schema):
     assert ended.status == "completed"
     emu.advance(2)
     final = emu.client.calls(call.sid).fetch()
-    assert final.duration == "0" and final.end_time is not None
+    assert final.duration == "0" and final.end_time is not None and final.price == "-0.01400"
     assert emu.client.calls(call.sid).delete() is True
     with pytest.raises(TwilioRestException) as err:
         emu.client.calls(call.sid).fetch()
@@ -129,7 +129,9 @@ def test_list_filters(emu, receiver):
 
     assert len(emu.client.calls.list(start_time_after=datetime(2026, 1, 5, 8, tzinfo=UTC))) == 2
     assert emu.client.calls.list(start_time_before=datetime(2026, 1, 5, 8, tzinfo=UTC)) == []
-    assert len(emu.client.calls.list(end_time_after="2026-01-05")) == 1  # only the busy call has ended
+    assert emu.client.calls.list(end_time_after="2026-01-05") == []  # an unanswered (busy) call has no end_time
+    emu.client.calls(other.sid).update(status="completed")
+    assert [c.sid for c in emu.client.calls.list(end_time_after="2026-01-05")] == [other.sid]
     with pytest.raises(TwilioException):
         emu.client.calls.list(status="bogus")
 
@@ -261,3 +263,30 @@ def test_repeated_status_callback_event_keys_are_all_honoured(emu, receiver):
     assert resp.status_code == 201
     emu.advance(2)
     assert receiver.statuses(resp.json()["sid"], "/cb") == [(0, "ringing"), (1, "in-progress"), (2, "completed")]
+
+
+def test_price_duration_and_times_as_the_spec_describes_them(receiver):
+    emu, handle = make_emulator(receiver, EMULATOR_PRICE_PER_MINUTE="0.0085")
+    try:
+        receiver.answer("/voice", twiml("<Pause length='61'/>"))
+        answered = create(emu, receiver)
+        busy = create(emu, receiver, to="+15555550186")
+        unanswered = create(emu, receiver, to="+15555550187", timeout=10)
+        queued = create(emu, receiver)
+        emu.client.calls(queued.sid).update(status="canceled")
+        emu.advance(2)
+        live = emu.client.calls(answered.sid).fetch()
+        assert (live.status, live.duration, live.end_time, live.price, live.price_unit) == ("in-progress", None, None, None, "USD")
+        assert live.start_time is not None and live.queue_time == "0"
+        emu.advance(61)
+        done = emu.client.calls(answered.sid).fetch()
+        assert (done.status, done.duration, done.price, done.price_unit) == ("completed", "61", "-0.01700", "USD")  # two started minutes
+        assert (done.end_time - done.start_time).total_seconds() == 62  # rang 1 s, talked 61 s
+        for sid, status in ((busy.sid, "busy"), (unanswered.sid, "no-answer"), (queued.sid, "canceled")):
+            call = emu.client.calls(sid).fetch()
+            assert (call.status, call.duration, call.end_time, call.price) == (status, None, None, None), status
+        assert emu.client.calls(busy.sid).fetch().start_time is not None  # it was dialed
+        assert emu.client.calls(queued.sid).fetch().start_time is None  # it never was
+    finally:
+        handle.stop()
+        emu.engine.stop()

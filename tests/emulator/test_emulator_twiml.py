@@ -120,7 +120,7 @@ def test_reject_leaves_inbound_call_unanswered(emu, receiver):
     emu.advance(1)
     call = emu.client.calls(sid).fetch()
     assert call.status == "busy"
-    assert call.duration == "0"
+    assert (call.duration, call.end_time, call.price) == (None, None, None)  # never answered
     (final,) = receiver.on("/status")
     assert final.param("CallStatus") == "busy"
 

@@ -11,8 +11,8 @@ import requests
 from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
 
 from . import limits
-from .api import json_response, wrap_auth
-from .engine import Call, CallNotFound, CallStateError, Engine, rfc2822
+from .api import E164, json_response, wrap_auth
+from .engine import STIR_VERSTATS, Call, CallNotFound, CallStateError, Engine, rfc2822
 
 bp = Blueprint("emulator_console", __name__)
 
@@ -55,6 +55,20 @@ def _number(value: Any, name: str) -> float | None:
     return number
 
 
+MAX_WORDS = 500
+
+
+def _speech_groups(value: Any) -> list[str]:
+    """What the caller says at successive <Gather>s: a JSON list of strings, or one string with `|`
+    between Gathers (`billing|yes please`); an empty group keeps the caller silent at that Gather."""
+    if value is None or value == "":
+        return []
+    groups = value if isinstance(value, list) else str(value).split("|")
+    if len(groups) > 64 or not all(isinstance(g, str) and len(g) <= MAX_WORDS and g.isprintable() for g in groups):
+        abort(json_response({"error": f"speech must be up to 64 phrases of up to {MAX_WORDS} printable characters"}, 400))
+    return [g.strip() for g in groups]
+
+
 def _known_call(sid: str) -> Call:
     """A snapshot of the call, or a JSON 404 for a control endpoint."""
     call = engine().get(sid)
@@ -84,12 +98,21 @@ def incoming() -> Response:
     digits = str(data.get("digits") or "")
     if any(ch not in "0123456789*#," for ch in digits):
         return json_response({"error": "digits may contain only 0-9, * and #, with commas between Gathers"}, 400)
+    forwarded_from = str(data.get("forwarded_from") or "").strip() or None
+    if forwarded_from is not None and not E164.match(forwarded_from):
+        return json_response({"error": "forwarded_from must be an E.164 number, e.g. +15555550142"}, 400)
+    stir_verstat = str(data.get("stir_verstat") or "").strip() or None
+    if stir_verstat is not None and stir_verstat not in STIR_VERSTATS:
+        return json_response({"error": f"stir_verstat must be one of {', '.join(STIR_VERSTATS)}"}, 400)
     call = engine().incoming(
         from_=from_,
         to=str(data.get("to") or "").strip() or None,
         caller_name=str(data.get("caller_name") or "").strip() or None,
         hangup_after=hangup_after,
         digits=digits,
+        speech=_speech_groups(data.get("speech")),
+        forwarded_from=forwarded_from,
+        stir_verstat=stir_verstat,
     )
     body = call_summary(call)
     body["transcript_url"] = f"/emulator/calls/{call.sid}/transcript"
@@ -123,6 +146,23 @@ def press(sid: str) -> Response:
         return json_response({"error": "digits must be one to 64 of 0-9, * and #"}, 400)
     try:
         call = engine().press(sid, digits)
+    except CallNotFound:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    except CallStateError:
+        return json_response({"error": "the call has ended"}, 409)
+    return json_response(call_summary(call), 202)
+
+
+@bp.post("/emulator/calls/<sid>/speech")
+@wrap_auth
+def speak(sid: str) -> Response:
+    """The caller says words now (a waiting speech <Gather> takes them as SpeechResult)."""
+    _known_call(sid)
+    words = str(_form_or_json().get("speech") or "").strip()
+    if not words or len(words) > MAX_WORDS or not words.isprintable():
+        return json_response({"error": f"speech must be 1 to {MAX_WORDS} printable characters"}, 400)
+    try:
+        call = engine().speak(sid, words)
     except CallNotFound:
         abort(json_response({"error": f"no call {sid}"}, 404))
     except CallStateError:
@@ -200,12 +240,20 @@ def init_cli(app: Flask) -> None:
     @click.option("--caller-name", default=None, help="Sent to the app as CallerName.")
     @click.option("--hangup-after", type=float, default=None, help="Seconds until the caller hangs up (0: stay).")
     @click.option("--digits", default="", help="Keys to press at successive <Gather>s, comma-separated: '1,42#'.")
+    @click.option("--speech", default="", help="Words to say at successive speech <Gather>s, '|'-separated: 'billing|yes'.")
+    @click.option("--forwarded-from", default=None, help="Sent to the app as ForwardedFrom.")
+    @click.option("--stir-verstat", default=None, help="Sent to the app as StirVerstat, e.g. TN-Validation-Passed-A.")
     @click.option("--url", "emulator_url", default=None, envvar="EMULATOR_URL", help="The running emulator.")
-    def ring(from_: str, to: str | None, caller_name: str | None, hangup_after: float | None, digits: str, emulator_url: str | None) -> None:
+    def ring(from_: str, to: str | None, caller_name: str | None, hangup_after: float | None, digits: str, speech: str,
+             forwarded_from: str | None, stir_verstat: str | None, emulator_url: str | None) -> None:
         """Ring the app through a running emulator, as a caller would."""
         settings = app.extensions["emulator"].settings
         base = (emulator_url or settings.public_url).rstrip("/")
-        payload: dict[str, Any] = {"from": from_, "digits": digits}
+        payload: dict[str, Any] = {"from": from_, "digits": digits, "speech": speech}
+        if forwarded_from:
+            payload["forwarded_from"] = forwarded_from
+        if stir_verstat:
+            payload["stir_verstat"] = stir_verstat
         if to:
             payload["to"] = to
         if caller_name:

@@ -11,7 +11,7 @@ own. So an app URL or a callback URL that hangs delays only its own call. A task
 its call (error 12400 in the transcript and the log); the engine goes on.
 
 Each call's TwiML is run by a `CallRunner` (interpreter.py), which owns the program and its
-wake-up token and yields typed commands (`Sleep`, `AwaitDigits`, `Fetch`, `DialLegs`, `Park`,
+wake-up token and yields typed commands (`Sleep`, `AwaitInput`, `Fetch`, `DialLegs`, `Park`,
 `End`); the engine decides when they happen.
 
 Time: with `RealClock` a scheduler thread hands due timers to the lanes. With `ManualClock`
@@ -70,6 +70,10 @@ KEY_SECONDS = 0.5
 
 #: How much later each further noun of a <Dial> answers than the one before it (our choice: no ties).
 DIAL_STAGGER_SECONDS = 0.1
+
+#: SHAKEN/STIR verification statuses Twilio reports on inbound calls (`StirVerstat`).
+STIR_VERSTATS = ("TN-Validation-Passed-A", "TN-Validation-Passed-B", "TN-Validation-Passed-C", "TN-Validation-Failed-A",
+                 "TN-Validation-Failed-B", "TN-Validation-Failed-C", "TN-Validation-Failed", "No-TN-Validation")
 
 #: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
 TEST_FROM_NUMBER = "+15005550006"
@@ -209,6 +213,9 @@ class Call:
     parent_call_sid: str | None = None
     phone_number_sid: str | None = None
     caller_name: str | None = None
+    #: Inbound calls: the number that forwarded the call, and the SHAKEN/STIR verification status.
+    forwarded_from: str | None = None
+    stir_verstat: str | None = None
     updated: float = 0.0
     start_time: float | None = None
     answered_at: float | None = None
@@ -231,6 +238,9 @@ class Call:
     #: What the simulated caller will press at successive <Gather>s, and what they pressed live.
     digit_groups: list[str] = field(default_factory=list)
     live_digits: str = ""
+    #: What the simulated caller will say at successive <Gather>s, and what they said live.
+    speech_groups: list[str] = field(default_factory=list)
+    live_speech: list[str] = field(default_factory=list)
     sequence: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
@@ -267,7 +277,7 @@ class Call:
 
     def snapshot(self) -> Call:
         """A copy that later changes do not touch (take it under the engine's lock)."""
-        return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children),
+        return replace(self, digit_groups=list(self.digit_groups), speech_groups=list(self.speech_groups), live_speech=list(self.live_speech), transcript=list(self.transcript), children=list(self.children),
                        recordings=list(self.recordings), dial_group=list(self.dial_group))
 
 
@@ -289,6 +299,10 @@ def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str
             params[prefix + key] = value
     if call.caller_name:
         params["CallerName"] = call.caller_name
+    if call.forwarded_from:
+        params["ForwardedFrom"] = call.forwarded_from
+    if call.stir_verstat:
+        params["StirVerstat"] = call.stir_verstat
     if call.parent_call_sid:
         params["ParentCallSid"] = call.parent_call_sid
     if call.call_token:
@@ -691,7 +705,9 @@ class Engine:
         with self._lock:
             return call.snapshot()
 
-    def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None, digits: str = "") -> Call:
+    def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None,
+                 digits: str = "", speech: list[str] | tuple[str, ...] = (), forwarded_from: str | None = None,
+                 stir_verstat: str | None = None) -> Call:
         """A simulated caller rings the emulator's phone number."""
         s = self.settings
         if hangup_after is None:
@@ -706,6 +722,8 @@ class Engine:
             status="ringing",
             phone_number_sid=self.number_sids.get(to or s.phone_number, self.phone_number_sid),
             caller_name=caller_name or None,
+            forwarded_from=forwarded_from or None,
+            stir_verstat=stir_verstat or None,
             url=s.voice_url,
             method=s.voice_method,
             fallback_url=s.voice_fallback_url or None,
@@ -716,6 +734,7 @@ class Engine:
             call_token=f"%7B%22parentCallInfoToken%22%3A%22{secrets.token_hex(8)}%22%7D",
             hangup_after=hangup_after,
             digit_groups=digits.split(",") if digits else [],
+            speech_groups=list(speech),
         )
         call.start_time = call.created
         self._add(call)
@@ -798,6 +817,15 @@ class Engine:
             if call.ended:
                 raise CallStateError(sid)
             self._at(0, call, lambda: self._pressed(call, digits))
+            return call.snapshot()
+
+    def speak(self, sid: str, words: str) -> Call:
+        """The console: the caller says `words` now (a waiting speech <Gather> takes them)."""
+        with self._lock:
+            call = self._live(sid)
+            if call.ended:
+                raise CallStateError(sid)
+            self._at(0, call, lambda: self._spoke(call, words))
             return call.snapshot()
 
     # ---- the state machine (lane tasks, or under the lock)
@@ -981,8 +1009,29 @@ class Engine:
             call.live_digits += digits
         self.note(call, "digits", f"Caller pressed {digits}", digits=digits)
         runner = self._runners.get(call.sid)
-        if runner is not None and runner.waiting_for_digits:
+        if runner is not None and runner.waiting_for_input:
             self._resume(call, runner.token, "digits")
+
+    def _spoke(self, call: Call, words: str) -> None:
+        if call.ended:
+            return
+        with self._lock:
+            call.live_speech.append(words)
+        self.note(call, "speech", f"Caller says: {words}", speech=words)
+        runner = self._runners.get(call.sid)
+        if runner is not None and runner.waiting_for_input:
+            self._resume(call, runner.token, "speech")
+
+    def take_speech(self, call: Call, scripted: bool) -> str:
+        """Words for a <Gather>: the next scripted group (when `scripted`) and those said live."""
+        words = ""
+        with self._lock:
+            if scripted and call.speech_groups:
+                words = call.speech_groups.pop(0)
+            said, call.live_speech = call.live_speech, []
+        if words:
+            self.note(call, "speech", f"Caller says: {words}", speech=words)
+        return " ".join(w for w in (words, *said) if w)
 
     def take_digits(self, call: Call, scripted: bool) -> str:
         """Keys for a <Gather>/<Record>: the next scripted group (when `scripted`) and those pressed live."""
@@ -995,9 +1044,9 @@ class Engine:
             self.note(call, "digits", f"Caller pressed {keys}", digits=keys)
         return keys + pressed
 
-    def has_digits(self, call: Call) -> bool:
-        """True when the caller pressed keys no <Gather> took yet."""
-        return bool(call.live_digits)
+    def has_input(self, call: Call) -> bool:
+        """True when the caller pressed keys or said words no <Gather> took yet."""
+        return bool(call.live_digits or call.live_speech)
 
     # ---- <Dial> legs
 
@@ -1097,7 +1146,7 @@ class Engine:
 
     def _follow(self, call: Call, runner: Any, cmd: Any) -> None:
         """Arrange for what the runner now waits on (a typed command from interpreter.py)."""
-        from .interpreter import AwaitDigits, DialLegs, End, Fetch, Park, Sleep
+        from .interpreter import AwaitInput, DialLegs, End, Fetch, Park, Sleep
 
         if cmd is None:
             if runner.done and self._runners.get(call.sid) is runner:
@@ -1109,9 +1158,9 @@ class Engine:
         token = runner.token
         if isinstance(cmd, Sleep):
             self._at(self.settings.scaled(cmd.seconds), call, lambda: self._resume(call, token, None))
-        elif isinstance(cmd, AwaitDigits):
-            if self.has_digits(call):
-                self._at(0, call, lambda: self._resume(call, token, "digits"))
+        elif isinstance(cmd, AwaitInput):
+            if self.has_input(call):
+                self._at(0, call, lambda: self._resume(call, token, "input"))
             else:
                 self._at(self.settings.scaled(cmd.timeout), call, lambda: self._resume(call, token, "timeout"))
         elif isinstance(cmd, Fetch):

@@ -1,7 +1,7 @@
 """TwiML run for one call, writing the caller's-eye transcript.
 
 A `CallRunner` owns its call's program (a generator over typed verbs from verbs.py) and its
-wake-up token. It yields typed commands — `Sleep`, `AwaitDigits`, `Fetch`, `DialLegs`, `Park`,
+wake-up token. It yields typed commands — `Sleep`, `AwaitInput`, `Fetch`, `DialLegs`, `Park`,
 `End` — and the engine decides when each happens and resumes it with the result (`resume`). A
 REST redirect or the end of the call is thrown into it (`interrupt`), so an interrupted <Dial> or
 <Enqueue> can request its action URL first, as Twilio does (reference §13). The runner changes
@@ -23,6 +23,9 @@ from .verbs import Document, TwimlError
 #: What Twilio says when it cannot get usable TwiML and there is no fallback.
 APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 TWIML_TYPES = ("text/xml", "application/xml", "text/html")
+#: How long the simulated caller speaks at a speech <Gather>, and how sure the recognizer is (our choices).
+SPEAKING_SECONDS = 1.0
+SPEECH_CONFIDENCE = "0.9"
 
 
 # --------------------------------------------------------------------------- commands
@@ -36,8 +39,8 @@ class Sleep:
 
 
 @dataclass(frozen=True)
-class AwaitDigits:
-    """A <Gather> waits up to `timeout` seconds for keys; resumed with "digits" or "timeout"."""
+class AwaitInput:
+    """A <Gather> waits up to `timeout` seconds for keys or words; resumed with "timeout" or what came."""
 
     timeout: float
 
@@ -93,7 +96,7 @@ class DialEnded:
     status: str
 
 
-Command = Sleep | AwaitDigits | Fetch | DialLegs | Park | End
+Command = Sleep | AwaitInput | Fetch | DialLegs | Park | End
 Program = Generator[Command, Any, Any]
 
 
@@ -117,7 +120,7 @@ class CallRunner:
         self.call = call  # read only: the engine writes it
         self.token = 0
         self.done = False
-        self.waiting_for_digits = False
+        self.waiting_for_input = False
         self._chain = 0
         self._gen = self._main(source)
 
@@ -149,7 +152,7 @@ class CallRunner:
             self.done = True
             raise
         self.token += 1
-        self.waiting_for_digits = isinstance(cmd, AwaitDigits)
+        self.waiting_for_input = isinstance(cmd, AwaitInput)
         if not isinstance(cmd, Fetch | End):
             self._chain = 0  # the caller hears or waits: a document chain is broken
         return cmd
@@ -311,27 +314,37 @@ class CallRunner:
             if call.ended:
                 return None
         self.note("gather", f"Waiting for input ({verb.input}, timeout {verb.timeout} s)", input=verb.input)
-        keys = self.engine.take_digits(call, scripted=True)
+        dtmf, speech = "dtmf" in verb.input, "speech" in verb.input
+        # The n-th Gather takes the n-th scripted group of keys and of words, whatever its input.
+        keys = self.engine.take_digits(call, scripted=True) if dtmf else _ignored(self.engine.take_digits(call, scripted=True))
+        words = self.engine.take_speech(call, scripted=True) if speech else _ignored(self.engine.take_speech(call, scripted=True))
         digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
-        while not complete and "dtmf" in verb.input:
-            got = yield AwaitDigits(verb.timeout)
+        while not complete and not words:
+            got = yield AwaitInput(verb.timeout)
             if got == "timeout":
                 break
-            keys += self.engine.take_digits(call, scripted=False)
+            pressed, said = self.engine.take_digits(call, scripted=False), self.engine.take_speech(call, scripted=False)
+            keys, words = keys + (pressed if dtmf else ""), said if speech else ""
             digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
-        if "speech" in verb.input and not digits:
-            self.note("gather", "The simulated caller says nothing (speech is not emulated)")
-        if digits or verb.action_on_empty_result:
+        extra: list[tuple[str, str]] = []
+        if words and not digits:
+            yield Sleep(SPEAKING_SECONDS)
+            self.note("gather", f"Gathered speech: {words}", speech=words)
+            extra = [("SpeechResult", words), ("Confidence", SPEECH_CONFIDENCE)]
+        elif digits or verb.action_on_empty_result:
             if digits:
                 self.note("gather", f"Gathered digits {digits}", digits=digits)
+            extra = [("Digits", digits)]
+            if finished_on:
+                extra.append(("FinishedOnKey", finished_on))
+        if extra:
+            if call.ended:
+                return None
             action = self.resolve(verb.action, base)
             if action is None:
                 if verb.action:
                     yield End()
                 return None
-            extra = [("Digits", digits)]
-            if finished_on:
-                extra.append(("FinishedOnKey", finished_on))
             return Source(url=action, method=verb.method, extra=tuple(extra))
         self.note("gather", "No input; Gather timed out")
         return None
@@ -466,6 +479,11 @@ _HANDLERS: dict[type, Callable[..., Generator[Command, Any, Any]]] = {
     verbs.Record: CallRunner._record,
     verbs.Room: CallRunner._room,
 }
+
+
+def _ignored(_: str) -> str:
+    """Input the <Gather>'s `input` does not take: consumed, and dropped."""
+    return ""
 
 
 def _take_digits(keys: str, num_digits: int | None, finish_on_key: str) -> tuple[str, str | None, bool]:

@@ -74,14 +74,14 @@ def call_resource(call: Call, price_per_minute: float = 0.0) -> dict[str, Any]:
         "direction": call.direction,
         "answered_by": call.answered_by,
         "api_version": API_VERSION,
-        "forwarded_from": None,
+        "forwarded_from": call.forwarded_from,
         "group_sid": None,
         "caller_name": call.caller_name,
         "queue_time": str(call.queue_time),
         "trunk_sid": None,
         "uri": base + ".json",
         "subresource_uris": {key: f"{base}/{name}.json" for key, name in SUBRESOURCES},
-        "stir_verstat": None,
+        "stir_verstat": call.stir_verstat,
     }
 
 

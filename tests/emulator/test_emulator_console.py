@@ -163,3 +163,31 @@ def test_real_clock_with_tiny_timings_runs_a_call(receiver):
     finally:
         handle.stop()
         emu.engine.stop()
+
+
+def test_incoming_caller_can_carry_forwarded_from_and_stir_verstat(emu, receiver):
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "forwarded_from": "+15555550142",
+                                                               "stir_verstat": "TN-Validation-Passed-A"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 201
+    sid = resp.json()["call_sid"]
+    emu.advance(0)
+    (voice,) = receiver.on("/voice")
+    assert (voice.param("ForwardedFrom"), voice.param("StirVerstat")) == ("+15555550142", "TN-Validation-Passed-A")
+    call = emu.client.calls(sid).fetch()
+    assert (call.forwarded_from, call.stir_verstat) == ("+15555550142", "TN-Validation-Passed-A")
+    plain = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(0)
+    assert "ForwardedFrom" not in receiver.on("/voice")[-1].params and emu.client.calls(plain).fetch().stir_verstat is None
+    for bad in ({"forwarded_from": "not a number"}, {"stir_verstat": "Passed"}, {"speech": ["x" * 501]}, {"speech": [1]}):
+        assert requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, **bad}, auth=AUTH, timeout=5).status_code == 400, bad
+
+
+def test_cli_ring_with_speech_forwarded_from_and_stir_verstat(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard'/>"))
+    cli_app = create_app({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "EMULATOR_URL": emu.url})
+    result = cli_app.test_cli_runner().invoke(args=["ring", "--from", CALLER, "--speech", "sales|yes", "--forwarded-from", "+15555550142",
+                                                    "--stir-verstat", "No-TN-Validation"])
+    assert result.exit_code == 0, result.output
+    emu.advance(2)
+    (heard,) = receiver.on("/heard")
+    assert (heard.param("SpeechResult"), heard.param("StirVerstat"), heard.param("ForwardedFrom")) == ("sales", "No-TN-Validation", "+15555550142")

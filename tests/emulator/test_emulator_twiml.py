@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from emulator_testkit import CALLER, NUMBER, assert_signed, twiml
+import requests
+
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, assert_signed, twiml
 
 
 def ring(emu, receiver, doc, **kwargs):
@@ -343,3 +345,45 @@ def test_dial_with_several_nouns_none_answering(emu, receiver):
     emu.client.calls(sid).update(twiml=twiml(f"<Dial action='{receiver.url}/again'><Number>+15555550186</Number><Number>+15555550186</Number></Dial>"))
     emu.advance(2)
     assert receiver.on("/again")[0].param("DialCallStatus") == "busy"
+
+
+def test_speech_gather_delivers_what_the_caller_says(emu, receiver, validator):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard' timeout='5'><Say>How can we help?</Say></Gather>"))
+    receiver.answer("/heard", twiml("<Gather input='dtmf speech' action='/keys' numDigits='1'/>"))
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "speech": ["I need billing", "never used"], "digits": ",7"},
+                         auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert resp.status_code == 201
+    sid = resp.json()["call_sid"]
+    emu.advance(3)
+    (heard,) = receiver.on("/heard")
+    assert (heard.param("SpeechResult"), heard.param("Confidence"), heard.param("Digits")) == ("I need billing", "0.9", None)
+    assert_signed(heard, validator)
+    (keys,) = receiver.on("/keys")  # the second Gather takes dtmf and speech: the scripted key wins over the words
+    assert (keys.param("Digits"), keys.param("SpeechResult")) == ("7", None)
+    assert any(line["kind"] == "speech" and line["speech"] == "I need billing" for line in emu.transcript(sid))
+
+
+def test_live_speech_reaches_a_waiting_gather_and_silence_times_out(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard' timeout='10'/><Gather input='speech' timeout='3'/>",
+                                    "<Say>We did not hear you</Say><Pause length='30'/>"))
+    receiver.answer("/heard", twiml("<Gather input='speech' timeout='3' action='/again'/><Say>We did not hear you</Say><Pause length='30'/>"))
+    sid = emu.engine.incoming(from_=CALLER).sid
+    emu.advance(2)
+    resp = requests.post(f"{emu.url}/emulator/calls/{sid}/speech", json={"speech": "Operator please"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert resp.status_code == 202
+    emu.advance(1)
+    (heard,) = receiver.on("/heard")
+    assert heard.param("SpeechResult") == "Operator please"
+    emu.advance(3)
+    assert receiver.on("/again") == []
+    assert emu.said(sid) == ["We did not hear you"]
+    for bad in ({"speech": ""}, {"speech": "x" * 501}, {"speech": "bell\x07"}):
+        assert requests.post(f"{emu.url}/emulator/calls/{sid}/speech", json=bad, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).status_code == 400
+
+
+def test_a_dtmf_gather_ignores_speech(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather action='/keys' timeout='2'/><Say>No keys</Say>"))
+    sid = emu.engine.incoming(from_=CALLER, speech=["hello"]).sid
+    emu.advance(3)
+    assert receiver.on("/keys") == []
+    assert emu.said(sid) == ["No keys"]

@@ -6,7 +6,8 @@ import base64
 import hmac
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -376,18 +377,47 @@ LIST_FILTERS = ("To", "From", "ParentCallSid", "Status")
 DATE_FILTERS = tuple(f"{f}{op}" for f in ("StartTime", "EndTime") for op in ("", "<", ">"))
 
 
+#: Time zone abbreviations seen in the spec's examples (`06/11/2019 22:05:25 MST`): hours from UTC.
+TZ_ABBREVIATIONS = {"UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
+                    "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10}
+US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:\s*([A-Za-z]{1,5}|[+-]\d{2}:?\d{2}))?")
+
+
 def _parse_date(name: str, value: str) -> tuple[datetime, bool]:
-    """`YYYY-MM-DD` (a whole UTC day) or a full ISO timestamp (the SDK sends `…T…Z`)."""
+    """A date filter's value, as the spec documents and exemplifies them: `YYYY-MM-DD` (a whole UTC
+    day), ISO timestamps (`2019-06-11 22:05:25.000`, the SDK's `…T…Z`), `MM/DD/YYYY HH:MM:SS TZ`
+    (`06/11/2019 22:05:25 MST`) and RFC 2822. Returns (when, whole day?)."""
     text = value.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC), True
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
-        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value!r} is not a date (YYYY-MM-DD) or timestamp") from None
+        us = US_DATE.fullmatch(text)
+        if us:
+            month, day, year, hour, minute, second, zone = us.groups()
+            parsed = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+            return parsed.replace(tzinfo=_zone(zone)), hour is None
+        if re.match(r"\d{4}-", text):
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        else:
+            parsed = parsedate_to_datetime(text)
+    except (ValueError, TypeError, OverflowError):
+        raise TwilioError(INVALID_PARAMETER, f"Invalid {name}: {value[:60]!r} is not a date (YYYY-MM-DD) or timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed, False
+
+
+def _zone(zone: str | None) -> timezone:
+    """A time zone abbreviation or offset (`MST`, `-0700`); none is UTC."""
+    if not zone:
+        return UTC
+    if zone[0] in "+-":
+        digits = zone[1:].replace(":", "")
+        minutes = int(digits[:2]) * 60 + int(digits[2:])
+        return timezone(timedelta(minutes=minutes if zone[0] == "+" else -minutes))
+    if zone.upper() not in TZ_ABBREVIATIONS:
+        raise ValueError(zone)
+    return timezone(timedelta(hours=TZ_ABBREVIATIONS[zone.upper()]))
 
 
 def _date_matcher(name: str, value: str) -> Callable[[Call], bool]:

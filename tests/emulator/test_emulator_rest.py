@@ -290,3 +290,26 @@ def test_price_duration_and_times_as_the_spec_describes_them(receiver):
     finally:
         handle.stop()
         emu.engine.stop()
+
+
+def test_date_filters_accept_the_formats_the_spec_documents(emu, receiver):
+    receiver.answer("/voice", twiml("<Pause length='5'/>"))
+    call = create(emu, receiver)
+    emu.advance(10)  # dialed at 09:00:00 UTC, answered at 09:00:01, ended at 09:00:06
+
+    def listed(**params):
+        resp = raw(emu, "GET", CALLS, params=params)
+        assert resp.status_code == 200, resp.text
+        return [c["sid"] for c in resp.json()["calls"]]
+
+    assert listed(**{"StartTime<": "01/05/2026 02:00:01 MST"}) == [call.sid]  # the spec's example format
+    assert listed(**{"StartTime<": "01/05/2026 01:59:59 MST"}) == []
+    assert listed(**{"StartTime>": "01/05/2026"}) == [call.sid]
+    assert listed(**{"EndTime<": "2026-01-05 09:00:07.000"}) == [call.sid]  # the spec's other example format
+    assert listed(**{"EndTime>": "2026-01-05 09:00:07.000"}) == []
+    assert listed(StartTime="Mon, 05 Jan 2026 09:00:00 +0000") == [call.sid]  # RFC 2822, as Twilio writes dates
+    assert listed(StartTime="2026-01-05T09:00:00Z") == [call.sid]
+    assert listed(**{"StartTime>": "2026-01-05T10:00:00+01:00"}) == [call.sid]
+    for bad in ("yesterday", "13/45/2026", "01/05/2026 10:00 XYZ", "2026-02-30"):
+        resp = raw(emu, "GET", CALLS, params={"StartTime": bad})
+        assert (resp.status_code, resp.json()["code"]) == (400, 20001), bad

@@ -155,6 +155,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return api.error_response(20004, "Method not allowed", 405)
         return Response("Method not allowed\n", status=405, content_type="text/plain; charset=utf-8")
 
+    app.url_map.converters["sid"] = api.SidConverter
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
     console.init_cli(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -13,8 +14,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, g, json, request
+from werkzeug.routing import BaseConverter
 
-from . import limits, recordings
+from . import limits, recordings, resources
 from .engine import (
     ALL_STATUSES,
     API_VERSION,
@@ -63,11 +65,17 @@ class TwilioError(Exception):
         self.code, self.message, self.status, self.extra = code, message, status, extra
 
 
+def wants_xml() -> bool:
+    """A v2010 path without `.json` (no extension, or `.xml`): Twilio answers in its XML form."""
+    return request.path.startswith(f"/{API_VERSION}/") and not request.path.endswith(".json")
+
+
 def error_response(code: int, message: str, status: int, **extra: Any) -> Response:
-    """`{"code", "message", "more_info", "status"}` (+ `detail` for auth errors)."""
+    """`{"code", "message", "more_info", "status"}` (+ `detail` for auth errors), or in the XML
+    form `<TwilioResponse><RestException>…` for a path without `.json`."""
     body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
     body.update(extra)
-    resp = json_response(body, status)
+    resp = xml_response(resources.error_xml(body), status) if wants_xml() else json_response(body, status)
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
     return resp
@@ -76,6 +84,34 @@ def error_response(code: int, message: str, status: int, **extra: Any) -> Respon
 def json_response(body: Any, status: int = 200) -> Response:
     """JSON the way Twilio sends it."""
     return Response(json.dumps(body), status=status, content_type="application/json; charset=utf-8")
+
+
+def xml_response(element: ET.Element, status: int = 200) -> Response:
+    """Twilio's XML form: the element inside `<TwilioResponse>`."""
+    return Response(resources.xml_document(element), status=status, content_type="application/xml")
+
+
+def reply_call(call: Call, status: int = 200) -> Response:
+    """The Call resource, in the form the path asks for."""
+    body = _call_json(call)
+    return xml_response(resources.resource_xml("Call", body), status) if wants_xml() else json_response(body, status)
+
+
+def rest_route(rule: str, methods: list[str]) -> Callable[[Callable], Callable]:
+    """Register a view for `rule.json` and, as Twilio answers them too, `rule.xml` and `rule`."""
+
+    def register(view: Callable) -> Callable:
+        for suffix in (".json", ".xml", ""):
+            bp.add_url_rule(rule + suffix, endpoint=view.__name__, view_func=view, methods=methods)
+        return view
+
+    return register
+
+
+class SidConverter(BaseConverter):
+    """A SID path segment: letters and digits only, so `CA….json` is never taken for a SID."""
+
+    regex = r"[A-Za-z0-9]+"
 
 
 @bp.errorhandler(TwilioError)
@@ -267,7 +303,7 @@ def _existing_call(call_sid: str) -> Call:
     return call
 
 
-@bp.post("/Accounts/<account_sid>/Calls.json")
+@rest_route("/Accounts/<account_sid>/Calls", methods=["POST"])
 def create_call(account_sid: str) -> Response:
     """CreateCall: 201 with the queued call; it rings once this response is out."""
     form = request.form
@@ -317,20 +353,20 @@ def create_call(account_sid: str) -> Response:
         "send_digits": _send_digits(form),
     }
     call = engine().create_outbound(**fields)
-    return json_response(_call_json(call), 201)
+    return reply_call(call, 201)
 
 
 def _time_limit_param(form: Any) -> int | None:
     return _int_param(form, "TimeLimit", limits.MIN_TIME_LIMIT, limits.MAX_CALL_SECONDS)
 
 
-@bp.get("/Accounts/<account_sid>/Calls/<call_sid>.json")
+@rest_route("/Accounts/<account_sid>/Calls/<sid:call_sid>", methods=["GET"])
 def fetch_call(account_sid: str, call_sid: str) -> Response:
     """FetchCall."""
-    return json_response(_call_json(_existing_call(call_sid)))
+    return reply_call(_existing_call(call_sid))
 
 
-@bp.post("/Accounts/<account_sid>/Calls/<call_sid>.json")
+@rest_route("/Accounts/<account_sid>/Calls/<sid:call_sid>", methods=["POST"])
 def update_call(account_sid: str, call_sid: str) -> Response:
     """UpdateCall: redirect (Url/Twiml), end (Status), TimeLimit — Twilio's rules (reference §3.2, §13)."""
     if _existing_call(call_sid).ended:
@@ -358,10 +394,10 @@ def update_call(account_sid: str, call_sid: str) -> Response:
         raise _not_found() from None
     except CallStateError:
         raise TwilioError(*NOT_IN_PROGRESS) from None
-    return json_response(_call_json(call))
+    return reply_call(call)
 
 
-@bp.delete("/Accounts/<account_sid>/Calls/<call_sid>.json")
+@rest_route("/Accounts/<account_sid>/Calls/<sid:call_sid>", methods=["DELETE"])
 def delete_call(account_sid: str, call_sid: str) -> Response:
     """DeleteCall: 204, no body. A live call is hung up first, so nothing keeps running unseen."""
     try:
@@ -467,11 +503,14 @@ def _filters(args: Any) -> tuple[list[Callable[[Call], bool]], list[tuple[str, s
     return matchers, kept
 
 
-@bp.get("/Accounts/<account_sid>/Calls.json")
+@rest_route("/Accounts/<account_sid>/Calls", methods=["GET"])
 def list_calls(account_sid: str) -> Response:
     """ListCall: newest first, Twilio's page envelope, host-relative paging links."""
     matchers, kept = _filters(request.args)
     calls = [c for c in engine().all_calls() if all(m(c) for m in matchers)]
+    if wants_xml():
+        page = page_of(calls, "calls", f"/{API_VERSION}/Accounts/{account_sid}/Calls", kept, _call_json)
+        return xml_response(resources.page_xml(page, "calls", "Calls"))
     return json_response(page_of(calls, "calls", f"/{API_VERSION}/Accounts/{account_sid}/Calls.json", kept, _call_json))
 
 

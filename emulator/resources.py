@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ET
 from typing import Any
 
 from .engine import API_VERSION, Call, rfc2822
@@ -118,3 +119,59 @@ def recording_resource(rec: Recording, public_url: str, of_call: bool = False) -
         "transcriptions": f"{path}/Transcriptions.json",
     }
     return body
+
+
+# --------------------------------------------------------------------------- the XML form
+
+XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
+
+
+def _pascal(key: str) -> str:
+    """`date_created` → `DateCreated`, the XML form's element names."""
+    return "".join(part[:1].upper() + part[1:] for part in key.split("_"))
+
+
+def _path(value: str) -> str:
+    """A URI as the XML form gives it: without `.json`."""
+    return value[: -len(".json")] if value.endswith(".json") else value
+
+
+def _element(parent: ET.Element, key: str, value: Any) -> None:
+    child = ET.SubElement(parent, _pascal(key))
+    if isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            _element(child, sub_key, _path(sub_value) if key.endswith("uris") else sub_value)
+    elif value is not None:
+        child.text = _path(value) if key == "uri" else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def xml_document(root: ET.Element) -> bytes:
+    """`<TwilioResponse>…</TwilioResponse>` with Twilio's XML declaration."""
+    response = ET.Element("TwilioResponse")
+    response.append(root)
+    body = ET.tostring(response, encoding="unicode", short_empty_elements=True)
+    # `<StartTime/>` as Twilio writes it (a literal " />" can only be a tag: text escapes "<").
+    return (XML_DECLARATION + body.replace(" />", "/>")).encode("utf-8")
+
+
+def resource_xml(name: str, resource: dict[str, Any]) -> ET.Element:
+    """A resource's JSON form as the XML form's element (`<Call><Sid>…</Sid>…</Call>`)."""
+    element = ET.Element(name)
+    for key, value in resource.items():
+        _element(element, key, value)
+    return element
+
+
+def page_xml(page: dict[str, Any], key: str, name: str) -> ET.Element:
+    """A JSON list page as the XML form's list: `<Calls page=… pagesize=… uri=… firstpageuri=…>` and
+    one element per item (`<Call>`)."""
+    attrs = {k.replace("_", ""): "" if v is None else str(v) for k, v in page.items() if k != key}
+    element = ET.Element(name, attrs)
+    for item in page[key]:
+        element.append(resource_xml(name[:-1], item))
+    return element
+
+
+def error_xml(body: dict[str, Any]) -> ET.Element:
+    """An error in the XML form: `<RestException><Code>…</Code><Message>…</Message>…`."""
+    return resource_xml("RestException", dict(sorted(body.items())))

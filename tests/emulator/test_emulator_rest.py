@@ -19,6 +19,7 @@ from emulator_testkit import (
     VERIFIED,
     make_emulator,
     openapi_to_jsonschema,
+    parse,
     twiml,
 )
 
@@ -313,3 +314,45 @@ def test_date_filters_accept_the_formats_the_spec_documents(emu, receiver):
     for bad in ("yesterday", "13/45/2026", "01/05/2026 10:00 XYZ", "2026-02-30"):
         resp = raw(emu, "GET", CALLS, params={"StartTime": bad})
         assert (resp.status_code, resp.json()["code"]) == (400, 20001), bad
+
+
+def test_calls_paths_without_an_extension_answer_in_twilio_xml_form(emu, receiver):
+    receiver.answer("/voice", twiml("<Pause length='30'/>"))
+    base = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls"
+    # The legacy reference's curl examples, unchanged but for the host.
+    created = raw(emu, "POST", base, data={"Url": receiver.url + "/voice", "To": "+15555550111", "From": NUMBER})
+    assert created.status_code == 201 and created.headers["Content-Type"].startswith("application/xml")
+    assert created.text.startswith("<?xml version='1.0' encoding='UTF-8'?>")
+    call = parse(created.text).find("Call")
+    sid = call.findtext("Sid")
+    assert (call.findtext("Status"), call.findtext("Direction"), call.findtext("From"), call.findtext("ToFormatted")) == (
+        "queued", "outbound-api", NUMBER, "(555) 555-0111")
+    assert call.findtext("Uri") == f"{base}/{sid}"
+    assert "<StartTime/>" in created.text and call.findtext("StartTime") == ""  # empty, as Twilio writes it
+    assert call.find("SubresourceUris").findtext("Recordings") == f"{base}/{sid}/Recordings"
+    json_form = emu.client.calls(sid).fetch()
+    assert json_form.to == "+15555550111"
+    emu.advance(1)
+    for path in (f"{base}/{sid}", f"{base}/{sid}.xml"):
+        fetched = raw(emu, "GET", path)
+        assert fetched.status_code == 200
+        assert parse(fetched.text).find("Call").findtext("Status") == "in-progress"
+    listed = raw(emu, "GET", base + ".xml", params={"PageSize": 1})
+    calls = parse(listed.text).find("Calls")
+    assert (calls.get("page"), calls.get("pagesize"), calls.get("previouspageuri")) == ("0", "1", "")
+    assert calls.get("firstpageuri").startswith(base + "?") and calls.get("uri").startswith(base + "?")
+    assert [c.findtext("Sid") for c in calls.findall("Call")] == [sid]
+    ended = raw(emu, "POST", f"{base}/{sid}", data={"Status": "completed"})
+    assert parse(ended.text).find("Call").findtext("Status") == "completed"
+    assert raw(emu, "DELETE", f"{base}/{sid}").status_code == 204
+    missing = raw(emu, "GET", f"{base}/{sid}")
+    assert missing.status_code == 404
+    error = parse(missing.text).find("RestException")
+    assert [child.tag for child in error] == ["Code", "Message", "MoreInfo", "Status"]
+    assert (error.findtext("Code"), error.findtext("Status")) == ("20404", "404")
+    refused = raw(emu, "POST", base, data={"Url": receiver.url + "/voice", "From": NUMBER})
+    assert (refused.status_code, parse(refused.text).find("RestException").findtext("Code")) == (400, "21201")
+    unauthenticated = requests.get(emu.url + base, timeout=5)
+    assert unauthenticated.status_code == 401
+    assert parse(unauthenticated.text).find("RestException").findtext("Detail") == "Your AccountSid or AuthToken was incorrect."
+    assert raw(emu, "GET", base + ".json").headers["Content-Type"].startswith("application/json")

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, str] = {
     "EMULATOR_TIME_SCALE": "1",
     "EMULATOR_WEBHOOK_TIMEOUT": "15",
     "EMULATOR_PRICE_PER_MINUTE": "0.014",
+    "EMULATOR_INSPECTOR_SIZE": "5000",
     "EMULATOR_CALL_WORKERS": "64",
     "EMULATOR_CALLBACK_WORKERS": "64",
 }
@@ -80,6 +81,7 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         time_scale=float(get("EMULATOR_TIME_SCALE")),
         webhook_timeout=float(get("EMULATOR_WEBHOOK_TIMEOUT")),
         price_per_minute=float(get("EMULATOR_PRICE_PER_MINUTE")),
+        inspector_size=int(get("EMULATOR_INSPECTOR_SIZE")),
         call_workers=int(get("EMULATOR_CALL_WORKERS")),
         callback_workers=int(get("EMULATOR_CALLBACK_WORKERS")),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 import requests
@@ -13,6 +14,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 from . import limits
 from .api import E164, json_response, wrap_auth
 from .engine import STIR_VERSTATS, Call, CallNotFound, CallStateError, Engine, rfc2822
+from .inspector import KINDS, Delivery
 
 bp = Blueprint("emulator_console", __name__)
 
@@ -168,6 +170,50 @@ def speak(sid: str) -> Response:
     except CallStateError:
         return json_response({"error": "the call has ended"}, 409)
     return json_response(call_summary(call), 202)
+
+
+WEBHOOK_KINDS = tuple(k for k in KINDS if k != "api")
+
+
+def _limit(value: Any, default: int = 50, high: int = 500) -> int:
+    try:
+        number = int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        abort(json_response({"error": f"limit must be a whole number from 1 to {high}"}, 400))
+    if not 1 <= number <= high:
+        abort(json_response({"error": f"limit must be a whole number from 1 to {high}"}, 400))
+    return number
+
+
+def webhook_page(args: Any) -> tuple[list[Delivery], int | None]:
+    """The deliveries `?call_sid=`, `?before=` (an id) and `?limit=` ask for, newest first, and
+    the id to page on from (None on the last page)."""
+    limit = _limit(args.get("limit"))
+    before = args.get("before")
+    if before not in (None, "") and not str(before).isdigit():
+        abort(json_response({"error": "before must be a delivery id"}, 400))
+    items = engine().inspector.recent(args.get("call_sid") or None, WEBHOOK_KINDS, int(before) if before else None, limit + 1)
+    return items[:limit], items[limit - 1].id if len(items) > limit else None
+
+
+@bp.get("/emulator/webhooks")
+@wrap_auth
+def webhooks_json() -> Response:
+    """Every request the emulator sent (newest first; `?call_sid=`, `?limit=`, `?before=`)."""
+    items, more = webhook_page(request.args)
+    query = {k: v for k, v in (("call_sid", request.args.get("call_sid")), ("limit", request.args.get("limit"))) if v}
+    next_uri = f"/emulator/webhooks?{urlencode({**query, 'before': more})}" if more else None
+    return json_response({"webhooks": [engine().inspector.as_json(d, rfc2822) for d in items], "next_page_uri": next_uri})
+
+
+@bp.post("/emulator/webhooks/<int:delivery_id>/replay")
+@wrap_auth
+def replay(delivery_id: int) -> Response:
+    """Send a recorded request again, signed afresh; 201 with the new delivery."""
+    delivery = engine().replay(delivery_id)
+    if delivery is None:
+        return json_response({"error": f"no delivery {delivery_id} (it may have been forgotten)"}, 404)
+    return json_response(engine().inspector.as_json(delivery, rfc2822), 201)
 
 
 @bp.post("/emulator/calls/<sid>/hangup")

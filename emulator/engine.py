@@ -37,8 +37,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from . import limits
+from .inspector import Delivery, Inspector
 from .lanes import Lanes
 from .recordings import SOURCE_OUTBOUND_API, Recording, media_path
+from .webhooks import WebhookClient, WebhookResponse, overrides
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ class Settings:
     webhook_timeout: float = 15.0
     #: What a call costs per started minute once answered (USD).
     price_per_minute: float = 0.014
+    #: How many requests the inspector keeps (the newest).
+    inspector_size: int = 5000
     call_workers: int = 64
     callback_workers: int = 64
 
@@ -372,12 +376,12 @@ class Engine:
 
     def __init__(self, settings: Settings, clock: RealClock | ManualClock | None = None, webhooks: Any = None):
         from .interpreter import CallRunner  # late import: the interpreter uses engine types
-        from .webhooks import WebhookClient
 
         self._runner_class = CallRunner
         self.settings = settings
         self.clock = clock or RealClock()
         self.webhooks = webhooks or WebhookClient(settings.auth_token, timeout=settings.webhook_timeout)
+        self.inspector = Inspector(settings.inspector_size)
         #: A PN SID for each owned number and verified caller ID (IncomingPhoneNumber / OutgoingCallerId).
         self.number_sids = {n: "PN" + secrets.token_hex(16) for n in (*settings.owned_numbers(), *settings.verified_caller_ids)}
         self.phone_number_sid = self.number_sids[settings.phone_number]
@@ -607,17 +611,34 @@ class Engine:
                     # Record=true: "The recording_url is sent to the status_callback URL" (spec CreateCall).
                     params.update(RecordingUrl=self.recording_url(recording), RecordingSid=recording.sid,
                                   RecordingDuration=str(recording.duration))
-        self._send_callback(call, url, method, params)
+        self._send_callback(call, "status-callback", url, method, params)
 
-    def _send_callback(self, call: Call, url: str, method: str, params: dict[str, str]) -> None:
+    def _send_callback(self, call: Call, kind: str, url: str, method: str, params: dict[str, str]) -> None:
         """Deliver a callback (status, recording, AMD) in the call's callback lane, in order."""
 
         def deliver() -> None:
-            resp = self.webhooks.request(url, method, sorted(params.items()))
+            resp = self.deliver(call, kind, url, method, sorted(params.items()))
             if not resp.ok:
                 self.note(call, "warning", f"Callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
 
         self._callbacks.submit(call.sid, deliver)
+
+    def deliver(self, call: Call, kind: str, url: str, method: str, params: list[tuple[str, str]]) -> WebhookResponse:
+        """Send a webhook of `call` (retries as its connection overrides say); the inspector
+        records every attempt. Runs in one of the call's lanes."""
+        if "#" in url:
+            for warning in overrides(url, self.settings.webhook_timeout).warnings:
+                self.note(call, "warning", f"{url}: {warning}", code=11243 if "11243" in warning else None)
+        record = lambda attempt: self.inspector.record(kind, call.sid, attempt, self.clock.now())  # noqa: E731
+        return self.webhooks.request(url, method, params, on_attempt=record)
+
+    def replay(self, delivery_id: int) -> Delivery | None:
+        """Send a recorded request again, signed afresh, with a new idempotency token (console)."""
+        original = self.inspector.get(delivery_id)
+        if original is None:
+            return None
+        attempt = self.webhooks.resend(original.url, original.method, list(original.params))
+        return self.inspector.record("replay", original.call_sid, attempt, self.clock.now(), replay_of=original.id)
 
     # ---- recordings
 
@@ -660,7 +681,7 @@ class Engine:
                 "RecordingChannels": str(rec.channels), "RecordingStartTime": rfc2822(rec.start_time),
                 "RecordingSource": rec.source, "RecordingTrack": rec.track, "ErrorCode": "0",
             }
-        self._send_callback(call, rec.callback, rec.callback_method, params)
+        self._send_callback(call, "recording-callback", rec.callback, rec.callback_method, params)
 
     def recording(self, sid: str) -> Recording | None:
         """A snapshot of the recording with this SID, or None."""
@@ -985,7 +1006,7 @@ class Engine:
                 self._run_create_source(call, (duration,))
             elif amd.callback:
                 params = {"AccountSid": call.account_sid, "CallSid": call.sid, "AnsweredBy": answered_by, duration[0]: duration[1]}
-                self._send_callback(call, amd.callback, amd.callback_method, params)
+                self._send_callback(call, "amd-callback", amd.callback, amd.callback_method, params)
 
         if amd.asynchronous:
             self._run_create_source(call)
@@ -1186,7 +1207,7 @@ class Engine:
     def _request(self, call: Call, cmd: Any) -> Any:
         with self._lock:
             params = webhook_params(call)
-        return self.webhooks.request(cmd.url, cmd.method, params + list(cmd.extra))
+        return self.deliver(call, "twiml", cmd.url, cmd.method, params + list(cmd.extra))
 
     def _wind_down(self, call: Call, runner: Any, cmd: Any) -> None:
         """The call has ended: only the requests the runner makes on its way out still happen."""

@@ -223,7 +223,9 @@ class CallRunner:
         resp = yield Fetch(url, method, tuple(extra))
         self.note("webhook", f"{method} {resp.url} → {resp.status or resp.error}", url=resp.url, method=method)
         if not resp.ok:
-            return None, 11200, f"HTTP retrieval failure: {resp.error or 'HTTP ' + str(resp.status)} from {url}"
+            what = "HTTP connection failure" if resp.error_code == 11205 else "HTTP retrieval failure"
+            tries = f" after {resp.attempts} attempts" if resp.attempts > 1 else ""
+            return None, resp.error_code, f"{what}: {resp.error or 'HTTP ' + str(resp.status)} from {url}{tries}"
         if len(resp.body) > limits.MAX_TWIML_BYTES:
             return None, 11750, "TwiML response body too large"
         ctype = resp.content_type.split(";")[0].strip().lower()

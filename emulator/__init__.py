@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from . import chaos
 from .engine import Engine, ManualClock, RealClock, Settings
 
 DEMO_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, str] = {
     "EMULATOR_WEBHOOK_TIMEOUT": "15",
     "EMULATOR_PRICE_PER_MINUTE": "0.014",
     "EMULATOR_INSPECTOR_SIZE": "5000",
+    "EMULATOR_CHAOS": "",
     "EMULATOR_CALL_WORKERS": "64",
     "EMULATOR_CALLBACK_WORKERS": "64",
 }
@@ -82,6 +84,7 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         webhook_timeout=float(get("EMULATOR_WEBHOOK_TIMEOUT")),
         price_per_minute=float(get("EMULATOR_PRICE_PER_MINUTE")),
         inspector_size=int(get("EMULATOR_INSPECTOR_SIZE")),
+        chaos=chaos.parse(get("EMULATOR_CHAOS") or ""),
         call_workers=int(get("EMULATOR_CALL_WORKERS")),
         callback_workers=int(get("EMULATOR_CALLBACK_WORKERS")),
     )

@@ -152,6 +152,9 @@ def authenticate() -> Response | None:
     if account is not None and account != engine().settings.account_sid:
         # Another account's resources: Twilio answers as if they did not exist (reference §8.1).
         return error_response(20404, f"The requested resource {request.path} was not found", 404)
+    limited, g.emulator_lose_response = engine().rest_fault()
+    if limited:
+        return error_response(20429, "Too Many Requests", 429)
     g.emulator_batch = engine().batch().__enter__()
     return None
 
@@ -353,6 +356,10 @@ def create_call(account_sid: str) -> Response:
         "send_digits": _send_digits(form),
     }
     call = engine().create_outbound(**fields)
+    if g.pop("emulator_lose_response", False):
+        # Chaos: the call is placed, but its response never reaches the client, which times out.
+        release_on_error(None)
+        engine().hold_lost_response()
     return reply_call(call, 201)
 
 

@@ -11,7 +11,7 @@ import click
 import requests
 from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
 
-from . import limits
+from . import chaos, limits
 from .api import E164, json_response, wrap_auth
 from .engine import STIR_VERSTATS, Call, CallNotFound, CallStateError, Engine, rfc2822
 from .inspector import KINDS, Delivery
@@ -106,7 +106,14 @@ def incoming() -> Response:
     stir_verstat = str(data.get("stir_verstat") or "").strip() or None
     if stir_verstat is not None and stir_verstat not in STIR_VERSTATS:
         return json_response({"error": f"stir_verstat must be one of {', '.join(STIR_VERSTATS)}"}, 400)
+    caller_chaos = None
+    if data.get("chaos") not in (None, ""):
+        try:
+            caller_chaos = chaos.parse(data["chaos"])
+        except chaos.ChaosError as exc:
+            return json_response({"error": f"chaos: {exc}"}, 400)
     call = engine().incoming(
+        chaos=caller_chaos,
         from_=from_,
         to=str(data.get("to") or "").strip() or None,
         caller_name=str(data.get("caller_name") or "").strip() or None,
@@ -119,6 +126,29 @@ def incoming() -> Response:
     body = call_summary(call)
     body["transcript_url"] = f"/emulator/calls/{call.sid}/transcript"
     return json_response(body, 201)
+
+
+@bp.get("/emulator/chaos")
+@wrap_auth
+def chaos_json() -> Response:
+    """The run's chaos setting."""
+    current = engine().chaos
+    return json_response({**current.as_json(), "summary": current.summary(), "presets": list(chaos.PRESETS)})
+
+
+@bp.post("/emulator/chaos")
+@wrap_auth
+def set_chaos() -> Response:
+    """Set the run's chaos: a JSON object (`{"preset": "bad-day"}`, `{"seed": 7, "status_callbacks": {…}}`); `{}` is off."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return json_response({"error": "send a JSON object, e.g. {\"preset\": \"bad-day\"} ({} turns chaos off)"}, 400)
+    try:
+        setting = chaos.parse(body)
+    except chaos.ChaosError as exc:
+        return json_response({"error": str(exc)}, 400)
+    engine().set_chaos(setting)
+    return chaos_json()
 
 
 @bp.get("/emulator/calls")

@@ -26,10 +26,12 @@ import heapq
 import itertools
 import logging
 import math
+import random
 import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,10 +39,11 @@ from email.utils import format_datetime
 from typing import Any
 
 from . import limits
+from .chaos import OFF, Chaos, plan_callback
 from .inspector import Delivery, Inspector
 from .lanes import Lanes
 from .recordings import SOURCE_OUTBOUND_API, Recording, media_path
-from .webhooks import WebhookClient, WebhookResponse, overrides
+from .webhooks import Attempt, WebhookClient, WebhookResponse, overrides, request_url
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,9 @@ AMD_MESSAGE_END_SECONDS = 8.0
 #: Emulated seconds to send one `SendDigits` key; `w` is half a second and `W` a second (Twilio's).
 SEND_DIGIT_SECONDS = {"w": 0.5, "W": 1.0}
 KEY_SECONDS = 0.5
+
+#: How long a "lost" REST response is held back at most (the client has long given up by then).
+LOST_RESPONSE_SECONDS = 60.0
 
 #: How much later each further noun of a <Dial> answers than the one before it (our choice: no ties).
 DIAL_STAGGER_SECONDS = 0.1
@@ -188,6 +194,8 @@ class Settings:
     price_per_minute: float = 0.014
     #: How many requests the inspector keeps (the newest).
     inspector_size: int = 5000
+    #: The run's chaos at start (EMULATOR_CHAOS); `Engine.set_chaos` changes it.
+    chaos: Chaos = OFF
     call_workers: int = 64
     callback_workers: int = 64
 
@@ -258,6 +266,12 @@ class Call:
     amd: Any = None
     answered_by: str | None = None
     send_digits: str | None = None
+    #: Chaos: the simulated caller's own (else the run's applies), the call's ordinal since the run's
+    #: chaos was set (it seeds the call's generator), the generator, and a status callback held back.
+    chaos: Chaos | None = None
+    ordinal: int = 0
+    chaos_rng: random.Random | None = None
+    held_callback: Callable[[], None] | None = None
     #: `Record=true` on create: how to record the call (a RecordingOptions), and its recording.
     record: Any = None
     recording_sid: str | None = None
@@ -382,6 +396,7 @@ class Engine:
         self.clock = clock or RealClock()
         self.webhooks = webhooks or WebhookClient(settings.auth_token, timeout=settings.webhook_timeout)
         self.inspector = Inspector(settings.inspector_size)
+        self._stopped = threading.Event()
         #: A PN SID for each owned number and verified caller ID (IncomingPhoneNumber / OutgoingCallerId).
         self.number_sids = {n: "PN" + secrets.token_hex(16) for n in (*settings.owned_numbers(), *settings.verified_caller_ids)}
         self.phone_number_sid = self.number_sids[settings.phone_number]
@@ -395,6 +410,7 @@ class Engine:
         self._open_batches = 0
         self._stopping = False
         self._local = threading.local()
+        self.set_chaos(settings.chaos)
         self._lanes = Lanes("emulator-call", settings.call_workers, on_done=self._notify)
         self._callbacks = Lanes("emulator-callback", settings.callback_workers, on_done=self._notify)
         self._thread: threading.Thread | None = None
@@ -541,6 +557,7 @@ class Engine:
 
     def stop(self) -> None:
         """Stop the scheduler and the worker pools (tests, server shutdown)."""
+        self._stopped.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -611,26 +628,96 @@ class Engine:
                     # Record=true: "The recording_url is sent to the status_callback URL" (spec CreateCall).
                     params.update(RecordingUrl=self.recording_url(recording), RecordingSid=recording.sid,
                                   RecordingDuration=str(recording.duration))
-        self._send_callback(call, "status-callback", url, method, params)
+        self._send_callback(call, "status-callback", url, method, params, final=event == "completed")
 
-    def _send_callback(self, call: Call, kind: str, url: str, method: str, params: dict[str, str]) -> None:
-        """Deliver a callback (status, recording, AMD) in the call's callback lane, in order."""
+    def _send_callback(self, call: Call, kind: str, url: str, method: str, params: dict[str, str], final: bool = False) -> None:
+        """Deliver a callback (status, recording, AMD) in the call's callback lane, in order; status
+        callbacks as the call's chaos says (dropped, sent twice, held back, delayed)."""
+        items = sorted(params.items())
+        chaos = self._chaos_of(call)
+        if kind != "status-callback" or not chaos.touches_calls:
+            self._callbacks.submit(call.sid, lambda: self._deliver_callback(call, kind, url, method, items))
+            return
+        plan = plan_callback(chaos, self._rng(call), final)
+        token, notes = str(uuid.uuid4()), plan.notes()
+        job: Callable[[], None] | None = None
+        if plan.drop:
+            dropped = Attempt(request_url(url, method, items), method, items, "", token, 1, error="dropped by chaos: never sent")
+            self.inspector.record(kind, call.sid, dropped, self.clock.now(), notes=("chaos: dropped",))
+        else:
+            def job() -> None:
+                self._deliver_callback(call, kind, url, method, items, token, notes)
+                if plan.duplicate:
+                    self._deliver_callback(call, kind, url, method, items, token, (*notes, "chaos: the duplicate"))
+        with self._lock:
+            held, call.held_callback = call.held_callback, job if plan.reorder else None
+        if job is not None and not plan.reorder:
+            if plan.delay_ms:
+                self._at(plan.delay_ms / 1000, call, lambda: self._callbacks.submit(call.sid, job))
+            else:
+                self._callbacks.submit(call.sid, job)
+        if held is not None:  # the callback held back before goes after this one
+            self._callbacks.submit(call.sid, held)
 
-        def deliver() -> None:
-            resp = self.deliver(call, kind, url, method, sorted(params.items()))
-            if not resp.ok:
-                self.note(call, "warning", f"Callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
+    def _deliver_callback(self, call: Call, kind: str, url: str, method: str, items: list[tuple[str, str]],
+                          token: str | None = None, notes: tuple[str, ...] = ()) -> None:
+        resp = self.deliver(call, kind, url, method, items, token, notes)
+        if not resp.ok:
+            self.note(call, "warning", f"Callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
 
-        self._callbacks.submit(call.sid, deliver)
-
-    def deliver(self, call: Call, kind: str, url: str, method: str, params: list[tuple[str, str]]) -> WebhookResponse:
+    def deliver(self, call: Call, kind: str, url: str, method: str, params: list[tuple[str, str]], token: str | None = None,
+                notes: tuple[str, ...] = ()) -> WebhookResponse:
         """Send a webhook of `call` (retries as its connection overrides say); the inspector
         records every attempt. Runs in one of the call's lanes."""
         if "#" in url:
             for warning in overrides(url, self.settings.webhook_timeout).warnings:
                 self.note(call, "warning", f"{url}: {warning}", code=11243 if "11243" in warning else None)
-        record = lambda attempt: self.inspector.record(kind, call.sid, attempt, self.clock.now())  # noqa: E731
-        return self.webhooks.request(url, method, params, on_attempt=record)
+        record = lambda attempt: self.inspector.record(kind, call.sid, attempt, self.clock.now(), notes=notes)  # noqa: E731
+        return self.webhooks.request(url, method, params, token=token, on_attempt=record)
+
+    # ---- chaos
+
+    def set_chaos(self, chaos: Chaos) -> None:
+        """The run's chaos from now on; its generators start afresh from its seed."""
+        with self._lock:
+            self.chaos = chaos
+            self._rest_rng = random.Random(f"{chaos.seed}:rest")
+            self._ordinals = itertools.count(1)
+            self._next_slot = 0.0
+
+    def _chaos_of(self, call: Call) -> Chaos:
+        return call.chaos if call.chaos is not None else self.chaos
+
+    def _rng(self, call: Call) -> random.Random:
+        """The call's own generator: the chaos seed and the call's ordinal (stable across runs)."""
+        with self._lock:
+            if call.chaos_rng is None:
+                call.chaos_rng = random.Random(f"{self._chaos_of(call).seed}:{call.ordinal}")
+            return call.chaos_rng
+
+    def rest_fault(self) -> tuple[bool, bool]:
+        """REST chaos for one request: (answer 429?, lose the response?). Two draws per request."""
+        with self._lock:
+            rest = self.chaos.rest
+            if not (rest.rate_limit or rest.lost_response):
+                return False, False
+            limited, lost = self._rest_rng.random(), self._rest_rng.random()
+        return limited < rest.rate_limit, lost < rest.lost_response
+
+    def hold_lost_response(self) -> None:
+        """A lost response: keep the client waiting until it gives up (or the engine stops)."""
+        self._stopped.wait(LOST_RESPONSE_SECONDS)
+
+    def _queue_slot(self) -> float:
+        """Seconds a new call waits behind the account's calls-per-second limit (CPS chaos only)."""
+        with self._lock:
+            cps = self.chaos.rest.calls_per_second
+            if not cps:
+                return 0.0
+            now = self.clock.now()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1 / cps
+            return slot - now
 
     def replay(self, delivery_id: int) -> Delivery | None:
         """Send a recorded request again, signed afresh, with a new idempotency token (console)."""
@@ -705,6 +792,7 @@ class Engine:
     def _add(self, call: Call) -> Call:
         with self._lock:
             call.updated = call.created
+            call.ordinal = next(self._ordinals)
             self._calls[call.sid] = call
         return call
 
@@ -722,14 +810,19 @@ class Engine:
         )
         self._add(call)
         self.note(call, "status", f"Call queued to {call.to}", status="queued")
-        self._at(0, call, lambda: self._dial(call))
+        delay = self._queue_slot()
+        if delay:
+            with self._lock:
+                call.queue_time = int(delay * 1000)
+            self.note(call, "status", f"Queued {delay:g} s behind the account's calls-per-second limit (chaos)")
+        self._at(delay, call, lambda: self._dial(call))
         with self._lock:
             return call.snapshot()
 
     def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None,
                  digits: str = "", speech: list[str] | tuple[str, ...] = (), forwarded_from: str | None = None,
-                 stir_verstat: str | None = None) -> Call:
-        """A simulated caller rings the emulator's phone number."""
+                 stir_verstat: str | None = None, chaos: Chaos | None = None) -> Call:
+        """A simulated caller rings the emulator's phone number (with its own `chaos`, if given)."""
         s = self.settings
         if hangup_after is None:
             hangup_after = s.inbound_hangup_after or None
@@ -756,6 +849,7 @@ class Engine:
             hangup_after=hangup_after,
             digit_groups=digits.split(",") if digits else [],
             speech_groups=list(speech),
+            chaos=chaos,
         )
         call.start_time = call.created
         self._add(call)
@@ -1186,7 +1280,11 @@ class Engine:
                 self._at(self.settings.scaled(cmd.timeout), call, lambda: self._resume(call, token, "timeout"))
         elif isinstance(cmd, Fetch):
             # Its own lane task: between two documents the worker goes back to the pool.
-            self._post(call, lambda: self._fetch(call, runner, token, cmd))
+            latency = self._chaos_of(call).webhooks.latency_ms / 1000
+            if latency:
+                self._at(latency, call, lambda: self._fetch(call, runner, token, cmd))
+            else:
+                self._post(call, lambda: self._fetch(call, runner, token, cmd))
         elif isinstance(cmd, DialLegs):
             self._dial_legs(call, token, cmd)
         elif isinstance(cmd, End):

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, str] = {
     "EMULATOR_STATUS_CALLBACK": "http://127.0.0.1:5000/status",
     "EMULATOR_STATUS_CALLBACK_METHOD": "POST",
     "EMULATOR_URL": DEFAULT_URL,
+    "EMULATOR_PANEL_URL": "",
     "EMULATOR_RING_SECONDS": "1",
     "EMULATOR_SAY_SECONDS": "1",
     "EMULATOR_PLAY_SECONDS": "2",
@@ -74,6 +75,7 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         status_callback=str(get("EMULATOR_STATUS_CALLBACK") or ""),
         status_callback_method=str(get("EMULATOR_STATUS_CALLBACK_METHOD")).upper(),
         public_url=str(get("EMULATOR_URL")),
+        panel_url=str(get("EMULATOR_PANEL_URL") or ""),
         ring_seconds=float(get("EMULATOR_RING_SECONDS")),
         say_seconds=float(get("EMULATOR_SAY_SECONDS")),
         play_seconds=float(get("EMULATOR_PLAY_SECONDS")),
@@ -128,7 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config is None:
         load_dotenv()
     config = dict(config or {})
-    app = Flask(__name__)
+    app = Flask(__name__, static_url_path="/emulator/static")
     app.config.update({k: v for k, v in config.items() if isinstance(k, str) and k.isupper()})
     settings = load_settings(config)
     clock = config.get("EMULATOR_CLOCK") or RealClock()
@@ -163,7 +165,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["sid"] = api.SidConverter
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
-    console.init_cli(app)
+    console.init_app(app)
     return app
 
 

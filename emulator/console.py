@@ -3,18 +3,34 @@ read transcripts; and the `flask --app emulator ring` command."""
 
 from __future__ import annotations
 
+import hmac
 import math
+import secrets
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import click
 import requests
-from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 
 from . import chaos, limits
 from .api import E164, json_response, wrap_auth
 from .engine import STIR_VERSTATS, Call, CallNotFound, CallStateError, Engine, rfc2822
 from .inspector import KINDS, Delivery
+from .resources import call_resource
 
 bp = Blueprint("emulator_console", __name__)
 
@@ -257,54 +273,117 @@ def hangup(sid: str) -> Response:
     return json_response(call_summary(call), 200 if call.ended else 202)
 
 
-PAGE = """{% autoescape true %}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{{ title }} · Twilio emulator</title>
-<style>
-body{font:15px/1.4 system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
-.kind{color:#666;font-size:.85em}.error td{color:#a00}.webhook td{color:#888}
-code{font-size:.9em}
-</style></head><body>
-<p><a href="{{ url_for('emulator_console.index') }}">All calls</a> · number {{ number }}</p>
-<h1>{{ title }}</h1>
-{% if call is none %}
-<table><thead><tr><th>Call</th><th>Direction</th><th>From</th><th>To</th><th>Status</th><th>Started</th></tr></thead><tbody>
-{% for c in calls %}
-<tr><td><a href="{{ url_for('emulator_console.call_page', sid=c.sid) }}"><code>{{ c.sid }}</code></a></td>
-<td>{{ c.direction }}</td><td>{{ c.from_ }}{% if c.caller_name %} ({{ c.caller_name }}){% endif %}</td>
-<td>{{ c.to }}</td><td>{{ c.status }}</td><td>{{ rfc2822(c.created) }}</td></tr>
-{% else %}<tr><td colspan="6">No calls yet. Ring the app with <code>flask --app emulator ring --from +15555550123</code>.</td></tr>
-{% endfor %}</tbody></table>
-{% else %}
-<p>{{ call.direction }} · from {{ call.from_ }}{% if call.caller_name %} ({{ call.caller_name }}){% endif %} to {{ call.to }}
-· <strong>{{ call.status }}</strong>{% if call.parent_call_sid %} · leg of
-<a href="{{ url_for('emulator_console.call_page', sid=call.parent_call_sid) }}">{{ call.parent_call_sid }}</a>{% endif %}</p>
-<table><thead><tr><th>t (s)</th><th>What happened</th></tr></thead><tbody>
-{% for line in lines %}
-<tr class="{{ line.kind }}"><td>{{ '%.1f'|format(line.t) }}</td><td><span class="kind">{{ line.kind }}</span>
-{{ line.text }}{% if line.voice %} <span class="kind">(voice {{ line.voice }}, {{ line.language }})</span>{% endif %}</td></tr>
-{% endfor %}</tbody></table>
-{% if call.children %}<h2>Dialed legs</h2><ul>{% for sid in call.children %}
-<li><a href="{{ url_for('emulator_console.call_page', sid=sid) }}"><code>{{ sid }}</code></a></li>{% endfor %}</ul>{% endif %}
-{% endif %}
-</body></html>{% endautoescape %}"""
+# --------------------------------------------------------------------------- console pages
+
+#: Seconds between refreshes of a page that can still change.
+REFRESH_SECONDS = 3
+CALLS_PER_PAGE = 50
+#: The console's pages: only our own stylesheets, no scripts at all, forms only to us.
+CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PANEL_STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "app.css"
+
+
+@bp.after_request
+def console_headers(resp: Response) -> Response:
+    """A strict CSP on the console's pages."""
+    if resp.mimetype == "text/html":
+        resp.headers["Content-Security-Policy"] = CONSOLE_CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def _page(template: str, **context: Any) -> str:
+    eng = engine()
+    return render_template(template, chaos=eng.chaos, csrf_token=current_app.config["EMULATOR_CONSOLE_TOKEN"],
+                           panel_url=eng.settings.panel_url.rstrip("/"), rfc2822=rfc2822, clock=_clock, **context)
+
+
+def _clock(ts: float) -> str:
+    """`09:00:18` (UTC): the time of day of emulated time `ts`."""
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+def _check_form_token() -> None:
+    """The console's forms carry a token only its pages show (no cross-site form can)."""
+    sent = request.form.get("csrf_token", "")
+    if not hmac.compare_digest(sent.encode(), current_app.config["EMULATOR_CONSOLE_TOKEN"].encode()):
+        abort(Response("The form is out of date: reload the page and try again.\n", 400, content_type="text/plain; charset=utf-8"))
+
+
+def _back(default: str) -> Response:
+    """Back to the page the form was on (a path of ours only)."""
+    target = request.form.get("next") or default
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = default
+    return redirect(target, 303)
+
+
+@bp.get("/emulator/static/panel.css")
+def panel_stylesheet() -> Response:
+    """The panel's stylesheet (static/app.css), so the console looks like the panel."""
+    if not PANEL_STYLESHEET.is_file():
+        abort(404)
+    return send_file(PANEL_STYLESHEET, mimetype="text/css", max_age=60)
 
 
 @bp.get("/")
 def index() -> str:
-    """The console: every call, newest first."""
+    """The console: every call, newest first, a page at a time."""
     eng = engine()
-    return render_template_string(PAGE, title="Calls", calls=eng.all_calls(), call=None, number=eng.settings.phone_number, rfc2822=rfc2822)
+    calls = eng.all_calls()
+    pages = max(1, math.ceil(len(calls) / CALLS_PER_PAGE))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    shown = calls[(page - 1) * CALLS_PER_PAGE : page * CALLS_PER_PAGE]
+    return _page("calls.html", calls=shown, page=page, pages=pages, number=eng.settings.phone_number, refresh=REFRESH_SECONDS)
 
 
 @bp.get("/emulator/calls/<sid>")
 def call_page(sid: str) -> str:
-    """One call with its transcript."""
+    """One call: what it is, what its caller heard, its recordings and legs."""
     eng = engine()
     call = eng.get(sid)
     if call is None:
         abort(404)
-    return render_template_string(PAGE, title=f"Call {sid}", call=call, lines=call.transcript, number=eng.settings.phone_number)
+    return _page("call.html", call=call, resource=call_resource(call, eng.settings.price_per_minute),
+                 recordings=eng.all_recordings(sid), recording_url=eng.recording_url,
+                 legs=[leg for leg in map(eng.get, call.children) if leg is not None],
+                 refresh=None if call.ended else REFRESH_SECONDS)
+
+
+@bp.get("/webhooks")
+def webhooks_page() -> str:
+    """The inspector: every request sent (`?call_sid=`), newest first, a page at a time."""
+    items, older = webhook_page(request.args)
+    return _page("webhooks.html", items=items, older=older, before=request.args.get("before"),
+                 call_sid=request.args.get("call_sid") or None, kept=engine().settings.inspector_size, refresh=REFRESH_SECONDS)
+
+
+@bp.post("/emulator/console/chaos")
+def toggle_chaos() -> Response:
+    """The console's switch: `preset` bad-day or off."""
+    _check_form_token()
+    preset = request.form.get("preset", "")
+    if preset not in chaos.PRESETS:
+        abort(Response(f"Unknown preset {preset[:40]!r}\n", 400, content_type="text/plain; charset=utf-8"))
+    engine().set_chaos(chaos.PRESETS[preset])
+    return _back(url_for("emulator_console.index"))
+
+
+@bp.post("/emulator/console/webhooks/<int:delivery_id>/replay")
+def replay_form(delivery_id: int) -> Response:
+    """The console's Replay button."""
+    _check_form_token()
+    if engine().replay(delivery_id) is None:
+        abort(404)
+    return _back(url_for("emulator_console.webhooks_page"))
+
+
+def init_app(app: Flask) -> None:
+    """The console's form token, and `flask --app emulator ring`."""
+    app.config.setdefault("EMULATOR_CONSOLE_TOKEN", secrets.token_urlsafe(24))
+    init_cli(app)
 
 
 def init_cli(app: Flask) -> None:

@@ -182,6 +182,8 @@ class Settings:
     status_callback: str = ""
     status_callback_method: str = "POST"
     public_url: str = "http://127.0.0.1:8010"
+    #: The Switchboard panel's URL in demo mode: the console links each call to its panel page.
+    panel_url: str = ""
     ring_seconds: float = 1.0
     say_seconds: float = 1.0
     play_seconds: float = 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -30,6 +31,7 @@ from .engine import (
     Source,
 )
 from .resources import call_resource, recording_resource
+from .webhooks import Attempt
 
 bp = Blueprint("twilio_api", __name__, url_prefix=f"/{API_VERSION}")
 
@@ -152,6 +154,7 @@ def authenticate() -> Response | None:
     if account is not None and account != engine().settings.account_sid:
         # Another account's resources: Twilio answers as if they did not exist (reference §8.1).
         return error_response(20404, f"The requested resource {request.path} was not found", 404)
+    g.started = time.monotonic()
     limited, g.emulator_lose_response = engine().rest_fault()
     if limited:
         return error_response(20429, "Too Many Requests", 429)
@@ -161,7 +164,11 @@ def authenticate() -> Response | None:
 
 @bp.after_request
 def release_side_effects(resp: Response) -> Response:
-    """Status callbacks and dialing start only once this response has been sent."""
+    """Status callbacks and dialing start only once this response has been sent. A create or
+    update of a call is kept for the call's Events."""
+    call_sid = g.pop("event_call_sid", None)
+    if call_sid is not None:
+        _record_api_request(call_sid, resp)
     batch = g.pop("emulator_batch", None)
     if batch is not None:
         batch.__exit__(None, None, None)
@@ -356,6 +363,7 @@ def create_call(account_sid: str) -> Response:
         "send_digits": _send_digits(form),
     }
     call = engine().create_outbound(**fields)
+    g.event_call_sid = call.sid
     if g.pop("emulator_lose_response", False):
         # Chaos: the call is placed, but its response never reaches the client, which times out.
         release_on_error(None)
@@ -376,7 +384,9 @@ def fetch_call(account_sid: str, call_sid: str) -> Response:
 @rest_route("/Accounts/<account_sid>/Calls/<sid:call_sid>", methods=["POST"])
 def update_call(account_sid: str, call_sid: str) -> Response:
     """UpdateCall: redirect (Url/Twiml), end (Status), TimeLimit — Twilio's rules (reference §3.2, §13)."""
-    if _existing_call(call_sid).ended:
+    existing = _existing_call(call_sid)
+    g.event_call_sid = existing.sid
+    if existing.ended:
         raise TwilioError(*NOT_IN_PROGRESS)
     form = request.form
     url = _url_param(form, "Url")
@@ -557,6 +567,37 @@ def page_of(items: list[Any], key: str, base: str, kept: list[tuple[str, str]], 
         "start": start,
         "uri": link(page, token or None),
     }
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _snake(name: str) -> str:
+    """`StatusCallbackMethod` → `status_callback_method`, as Call Events show REST parameters."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _record_api_request(call_sid: str, resp: Response) -> None:
+    """Keep a create or update of a call (and our answer) among the call's Events."""
+    params = [(_snake(name), value) for name, value in request.form.items(multi=True)]
+    body = b"" if resp.is_streamed else resp.get_data()
+    attempt = Attempt(request.url, request.method, params, "", "", 1, resp.status_code, resp.content_type or "", body,
+                      elapsed=time.monotonic() - g.get("started", time.monotonic()))
+    engine().inspector.record("api", call_sid, attempt, engine().clock.now())
+
+
+#: What the Events of a call are: the REST requests about it and the requests made for it.
+EVENT_KINDS = ("api", "twiml", "status-callback", "recording-callback", "amd-callback", "replay")
+
+
+@bp.get("/Accounts/<account_sid>/Calls/<sid:call_sid>/Events.json")
+def list_call_events(account_sid: str, call_sid: str) -> Response:
+    """ListCallEvent: every request for the call and the answer it got, oldest first, at once
+    (Twilio makes them available some minutes after the call)."""
+    _existing_call(call_sid)
+    events = [d for d in reversed(engine().inspector.recent(call_sid, EVENT_KINDS)) if d.sent]
+    base = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}/Events.json"
+    return json_response(page_of(events, "events", base, [], resources.event_resource))
 
 
 # --------------------------------------------------------------------------- recordings

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
 import math
 import random
@@ -82,6 +83,9 @@ DIAL_STAGGER_SECONDS = 0.1
 #: SHAKEN/STIR verification statuses Twilio reports on inbound calls (`StirVerstat`).
 STIR_VERSTATS = ("TN-Validation-Passed-A", "TN-Validation-Passed-B", "TN-Validation-Passed-C", "TN-Validation-Failed-A",
                  "TN-Validation-Failed-B", "TN-Validation-Failed-C", "TN-Validation-Failed", "No-TN-Validation")
+
+#: Errors about a request Twilio made: the Debugger event carries that request and its answer.
+WEBHOOK_ERRORS = (11200, 11205, 11750, 12100, 12102, 12300, 15003)
 
 #: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
 TEST_FROM_NUMBER = "+15005550006"
@@ -184,6 +188,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8010"
     #: The Switchboard panel's URL in demo mode: the console links each call to its panel page.
     panel_url: str = ""
+    #: Where Debugger events are posted (Twilio's Console Debugger webhook); empty: nowhere.
+    debugger_url: str = ""
     ring_seconds: float = 1.0
     say_seconds: float = 1.0
     play_seconds: float = 2.0
@@ -575,12 +581,45 @@ class Engine:
     # ---- transcript, snapshots
 
     def note(self, call: Call, kind: str, text: str, **details: Any) -> None:
-        """Add a line to the call's caller's-eye transcript."""
+        """Add a line to the call's caller's-eye transcript; an error or warning with a code also
+        goes to the Debugger webhook."""
         now = self.clock.now()
         entry = {"at": rfc2822(now), "t": round(now - call.created, 3), "kind": kind, "text": text}
         entry.update(details)
         with self._lock:
             call.transcript.append(entry)
+        if kind in ("error", "warning") and details.get("code") and self.settings.debugger_url:
+            self._debugger_event(call, int(details["code"]), text, "Error" if kind == "error" else "Warning")
+
+    def _debugger_event(self, call: Call, code: int, message: str, level: str) -> None:
+        """Post a Debugger event (Twilio's Console Debugger webhook) about `call`, with the request
+        that failed when the error is about one (the call's latest TwiML request or callback)."""
+        kinds = ("status-callback", "recording-callback", "amd-callback") if code == 15003 else ("twiml",)
+        failed = next(iter(self.inspector.recent(call.sid, kinds, limit=1)), None) if code in WEBHOOK_ERRORS else None
+        payload: dict[str, Any] = {
+            "resource_sid": call.sid,
+            "service_sid": None,
+            "error_code": str(code),
+            "more_info": {"msg": message, "ErrorCode": str(code), "LogLevel": level.upper(),
+                          "docs": f"https://www.twilio.com/docs/errors/{code}"},
+        }
+        if failed is not None:
+            payload["more_info"]["url"] = failed.url
+            payload["webhook"] = {
+                "type": "application/json",
+                "request": {"url": failed.url, "method": failed.method, "parameters": dict(failed.params)},
+                "response": {"status_code": failed.status, "content_type": failed.content_type, "body": failed.body, "error": failed.error},
+            }
+        params = {
+            "Sid": new_sid("NO"),
+            "AccountSid": call.account_sid,
+            "Timestamp": datetime.fromtimestamp(self.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Level": level,
+            "PayloadType": "application/json",
+            "Payload": json.dumps(payload, separators=(",", ":")),
+        }
+        url = self.settings.debugger_url
+        self._callbacks.submit(call.sid, lambda: self.deliver(call, "debugger", url, "POST", sorted(params.items())))
 
     def get(self, sid: str) -> Call | None:
         """A snapshot of the call with this SID, or None."""
@@ -644,7 +683,7 @@ class Engine:
         token, notes = str(uuid.uuid4()), plan.notes()
         job: Callable[[], None] | None = None
         if plan.drop:
-            dropped = Attempt(request_url(url, method, items), method, items, "", token, 1, error="dropped by chaos: never sent")
+            dropped = Attempt(request_url(url, method, items), method, items, "", token, 0, error="dropped by chaos: never sent")
             self.inspector.record(kind, call.sid, dropped, self.clock.now(), notes=("chaos: dropped",))
         else:
             def job() -> None:

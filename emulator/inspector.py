@@ -48,6 +48,16 @@ class Delivery:
         """A 2xx answer."""
         return self.error is None and self.status is not None and 200 <= self.status < 300
 
+    @property
+    def sent(self) -> bool:
+        """False for a request chaos dropped (attempt 0): recorded, never sent."""
+        return self.attempt > 0
+
+    @property
+    def sid(self) -> str:
+        """The id as a string, for paging tokens."""
+        return str(self.id)
+
 
 class Inspector:
     """Thread-safe, bounded, newest last (`recent()` gives newest first)."""

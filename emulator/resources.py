@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from .engine import API_VERSION, Call, rfc2822
+from .inspector import Delivery
 from .recordings import Recording, media_path
 
 #: A Call's subresources: (JSON key, path segment), in the spec's order.
@@ -119,6 +120,23 @@ def recording_resource(rec: Recording, public_url: str, of_call: bool = False) -
         "transcriptions": f"{path}/Transcriptions.json",
     }
     return body
+
+
+def event_resource(d: Delivery) -> dict[str, Any]:
+    """One request made for a call and the answer it got, as the spec's `call_event` (Call Events)."""
+    parameters: dict[str, str] = {}
+    for name, value in d.params:
+        parameters[name] = f"{parameters[name]} {value}" if name in parameters else value
+    return {
+        "request": {"method": d.method, "url": d.url, "parameters": parameters},
+        "response": {
+            "response_code": d.status,
+            "request_duration": d.elapsed_ms,
+            "content_type": d.content_type or None,
+            "response_body": d.body if d.status is not None else d.error,
+            "date_created": rfc2822(d.at),
+        },
+    }
 
 
 # --------------------------------------------------------------------------- the XML form

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -155,9 +155,10 @@ def authenticate() -> Response | None:
         # Another account's resources: Twilio answers as if they did not exist (reference §8.1).
         return error_response(20404, f"The requested resource {request.path} was not found", 404)
     g.started = time.monotonic()
-    limited, g.emulator_lose_response = engine().rest_fault()
-    if limited:
-        return error_response(20429, "Too Many Requests", 429)
+    if engine().chaos.active:
+        limited, g.emulator_lose_response = engine().rest_fault()
+        if limited:
+            return error_response(20429, "Too Many Requests", 429)
     g.emulator_batch = engine().batch().__enter__()
     return None
 
@@ -249,28 +250,29 @@ def _list_param(form: Any, name: str, allowed: tuple[str, ...]) -> tuple[str, ..
 
 def _recording_options(form: Any) -> RecordingOptions | None:
     """`Record=true` and its RecordingStatusCallback*, RecordingChannels, RecordingTrack (else None)."""
-    record = _bool_param(form, "Record")
-    options = RecordingOptions(
+    if not _bool_param(form, "Record"):
+        return None
+    return RecordingOptions(
         callback=_url_param(form, "RecordingStatusCallback"),
         callback_method=_enum_param(form, "RecordingStatusCallbackMethod", METHODS, "POST"),
         callback_events=_list_param(form, "RecordingStatusCallbackEvent", recordings.RECORDING_EVENTS) or ("completed",),
         channels=2 if _enum_param(form, "RecordingChannels", ("mono", "dual"), "mono") == "dual" else 1,
         track=_enum_param(form, "RecordingTrack", ("inbound", "outbound", "both"), "both"),
     )
-    return options if record else None
 
 
 def _machine_detection(form: Any) -> MachineDetection | None:
     """`MachineDetection` and its options (spec CreateCall), or None."""
     mode = _enum_param(form, "MachineDetection", ("Enable", "DetectMessageEnd"))
-    options = MachineDetection(
-        mode=mode or "",
+    if mode is None:
+        return None
+    return MachineDetection(
+        mode=mode,
         timeout=float(_int_param(form, "MachineDetectionTimeout", 3, 59) or 30),
         asynchronous=_bool_param(form, "AsyncAmd"),
         callback=_url_param(form, "AsyncAmdStatusCallback"),
         callback_method=_enum_param(form, "AsyncAmdStatusCallbackMethod", METHODS, "POST"),
     )
-    return options if mode else None
 
 
 def _send_digits(form: Any) -> str | None:
@@ -572,6 +574,7 @@ def page_of(items: list[Any], key: str, base: str, kept: list[tuple[str, str]], 
 # --------------------------------------------------------------------------- events
 
 
+@cache
 def _snake(name: str) -> str:
     """`StatusCallbackMethod` → `status_callback_method`, as Call Events show REST parameters."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -581,7 +584,8 @@ def _record_api_request(call_sid: str, resp: Response) -> None:
     """Keep a create or update of a call (and our answer) among the call's Events."""
     params = [(_snake(name), value) for name, value in request.form.items(multi=True)]
     body = b"" if resp.is_streamed else resp.get_data()
-    attempt = Attempt(request.url, request.method, params, "", "", 1, resp.status_code, resp.content_type or "", body,
+    url = f"{request.scheme}://{request.host}{request.path}"
+    attempt = Attempt(url, request.method, params, "", "", 1, resp.status_code, resp.content_type or "", body,
                       elapsed=time.monotonic() - g.get("started", time.monotonic()))
     engine().inspector.record("api", call_sid, attempt, engine().clock.now())
 

@@ -751,6 +751,8 @@ class Engine:
 
     def _queue_slot(self) -> float:
         """Seconds a new call waits behind the account's calls-per-second limit (CPS chaos only)."""
+        if not self.chaos.rest.calls_per_second:
+            return 0.0
         with self._lock:
             cps = self.chaos.rest.calls_per_second
             if not cps:

@@ -162,13 +162,14 @@ class WebhookClient:
         # urllib3 (what requests is built on) directly: thread-safe pools, and a fraction of the
         # per-request work, which matters when hundreds of calls share one interpreter.
         self._http = urllib3.PoolManager(num_pools=64, maxsize=pool_size, block=False)
+        self._defaults = overrides("", timeout)  # a URL without connection overrides
 
     def request(self, url: str, method: str, params: list[tuple[str, str]], token: str | None = None,
                 on_attempt: Callable[[Attempt], None] | None = None) -> WebhookResponse:
         """Send one webhook, retrying as its connection overrides say; never raises. Every
         attempt carries the same `I-Twilio-Idempotency-Token` and goes to `on_attempt`."""
         method = (method or "POST").upper()
-        settings = overrides(url, self.timeout)
+        settings = overrides(url, self.timeout) if "#" in url else self._defaults
         target = request_url(url, method, params)
         token = token or str(uuid.uuid4())
         deadline = time.monotonic() + settings.total

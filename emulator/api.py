@@ -604,6 +604,24 @@ def list_call_events(account_sid: str, call_sid: str) -> Response:
     return json_response(page_of(events, "events", base, [], resources.event_resource))
 
 
+@bp.get("/Accounts/<account_sid>/Calls/<sid:call_sid>/Notifications.json")
+def list_call_notifications(account_sid: str, call_sid: str) -> Response:
+    """ListCallNotification: the call's errors and warnings, newest first (`Log`: 0 errors, 1 warnings)."""
+    log = _enum_param(request.args, "Log", ("0", "1"))
+    items = [n for n in resources.notifications(_existing_call(call_sid)) if log is None or n.log == log]
+    base = f"/{API_VERSION}/Accounts/{account_sid}/Calls/{call_sid}/Notifications.json"
+    return json_response(page_of(items, "notifications", base, [("Log", log)] if log else [], lambda n: n.resource()))
+
+
+@bp.get("/Accounts/<account_sid>/Calls/<sid:call_sid>/Notifications/<sid:sid>.json")
+def fetch_call_notification(account_sid: str, call_sid: str, sid: str) -> Response:
+    """FetchCallNotification."""
+    found = next((n for n in resources.notifications(_existing_call(call_sid)) if n.sid == sid), None)
+    if found is None:
+        raise _not_found()
+    return json_response(found.resource(instance=True))
+
+
 # --------------------------------------------------------------------------- recordings
 
 

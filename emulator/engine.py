@@ -22,6 +22,7 @@ exact states, and never race.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import json
@@ -139,6 +140,11 @@ class ManualClock:
 def new_sid(prefix: str) -> str:
     """A random Twilio-style SID: two-letter prefix and 32 hex digits."""
     return prefix + secrets.token_hex(16)
+
+
+def notification_sid(call_sid: str, index: int) -> str:
+    """The Notification (and Debugger event) SID of a call's `index`-th transcript line: stable."""
+    return "NO" + hashlib.sha1(f"{call_sid}:{index}".encode()).hexdigest()[:32]
 
 
 def rfc2822(ts: float | None) -> str | None:
@@ -588,10 +594,11 @@ class Engine:
         entry.update(details)
         with self._lock:
             call.transcript.append(entry)
+            index = len(call.transcript) - 1
         if kind in ("error", "warning") and details.get("code") and self.settings.debugger_url:
-            self._debugger_event(call, int(details["code"]), text, "Error" if kind == "error" else "Warning")
+            self._debugger_event(call, notification_sid(call.sid, index), int(details["code"]), text, "Error" if kind == "error" else "Warning")
 
-    def _debugger_event(self, call: Call, code: int, message: str, level: str) -> None:
+    def _debugger_event(self, call: Call, sid: str, code: int, message: str, level: str) -> None:
         """Post a Debugger event (Twilio's Console Debugger webhook) about `call`, with the request
         that failed when the error is about one (the call's latest TwiML request or callback)."""
         kinds = ("status-callback", "recording-callback", "amd-callback") if code == 15003 else ("twiml",)
@@ -611,7 +618,7 @@ class Engine:
                 "response": {"status_code": failed.status, "content_type": failed.content_type, "body": failed.body, "error": failed.error},
             }
         params = {
-            "Sid": new_sid("NO"),
+            "Sid": sid,
             "AccountSid": call.account_sid,
             "Timestamp": datetime.fromtimestamp(self.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Level": level,

@@ -9,8 +9,9 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import urlencode
 
-from .engine import API_VERSION, Call, rfc2822
+from .engine import API_VERSION, Call, notification_sid, rfc2822
 from .inspector import Delivery
 from .recordings import Recording, media_path
 
@@ -137,6 +138,49 @@ def event_resource(d: Delivery) -> dict[str, Any]:
             "date_created": rfc2822(d.at),
         },
     }
+
+
+def notifications(call: Call) -> list[Notification]:
+    """A call's Notifications: each error or warning with a code in its transcript, newest first."""
+    out = [Notification(notification_sid(call.sid, i), call, line) for i, line in enumerate(call.transcript)
+           if line["kind"] in ("error", "warning") and line.get("code")]
+    return out[::-1]
+
+
+class Notification:
+    """One error or warning of a call, as the Notifications subresource shows it."""
+
+    def __init__(self, sid: str, call: Call, line: dict[str, Any]):
+        self.sid, self.call, self.line = sid, call, line
+
+    @property
+    def log(self) -> str:
+        """`0` for an error, `1` for a warning."""
+        return "0" if self.line["kind"] == "error" else "1"
+
+    def resource(self, instance: bool = False) -> dict[str, Any]:
+        """The spec's `call_notification` (or, `instance`, its `-instance` form)."""
+        code = str(self.line["code"])
+        text = urlencode({"ErrorCode": code, "LogLevel": "ERROR" if self.log == "0" else "WARN", "Msg": self.line["text"]})
+        body = {
+            "account_sid": self.call.account_sid,
+            "api_version": API_VERSION,
+            "call_sid": self.call.sid,
+            "date_created": self.line["at"],
+            "date_updated": self.line["at"],
+            "error_code": code,
+            "log": self.log,
+            "message_date": self.line["at"],
+            "message_text": text,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "request_method": None,
+            "request_url": self.line.get("url", ""),
+            "sid": self.sid,
+            "uri": f"{call_path(self.call)}/Notifications/{self.sid}.json",
+        }
+        if instance:
+            body.update(request_variables="", response_body="", response_headers="")
+        return body
 
 
 # --------------------------------------------------------------------------- the XML form

@@ -133,3 +133,26 @@ def test_without_a_debugger_url_nothing_is_posted(emu, receiver):
     assert receiver.on("/debugger") == []
     with pytest.raises(TwilioRestException):
         emu.client.calls("CA" + "1" * 32).fetch()
+
+
+def test_notifications_list_a_calls_errors_and_warnings(debugged, receiver, spec):
+    emu = debugged
+    receiver.answer("/voice", twiml("<Pause length='soon'/><Redirect>/broken</Redirect>"))
+    receiver.answer("/broken", "nope", status=404, content_type="text/plain")
+    sid = emu.engine.incoming(from_=CALLER).sid
+    emu.advance(3)
+    notes = emu.client.calls(sid).notifications.list()
+    assert [(n.error_code, n.log) for n in notes] == [("11200", "0"), ("13910", "1")]  # newest first
+    assert notes[0].more_info == "https://www.twilio.com/docs/errors/11200" and "ErrorCode=11200" in notes[0].message_text
+    assert [n.error_code for n in emu.client.calls(sid).notifications.list(log=1)] == ["13910"]
+    fetched = emu.client.calls(sid).notifications(notes[0].sid).fetch()
+    assert (fetched.sid, fetched.call_sid, fetched.response_body) == (notes[0].sid, sid, "")
+    # The Debugger event of an error has the SID of its Notification.
+    assert {e.param("Sid") for e in receiver.on("/debugger")} == {n.sid for n in notes}
+    body = requests.get(f"{emu.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}/Notifications.json", auth=AUTH, timeout=5).json()
+    for item in body["notifications"]:
+        jsonschema.validate(item, openapi_to_jsonschema(spec["components"]["schemas"]["api.v2010.account.call.call_notification"],
+                                                        spec["components"]["schemas"]))
+    with pytest.raises(TwilioRestException) as err:
+        emu.client.calls(sid).notifications("NO" + "0" * 32).fetch()
+    assert err.value.status == 404

@@ -268,7 +268,7 @@ def _machine_detection(form: Any) -> MachineDetection | None:
         return None
     return MachineDetection(
         mode=mode,
-        timeout=float(_int_param(form, "MachineDetectionTimeout", 3, 59) or 30),
+        timeout=float(_int_param(form, "MachineDetectionTimeout", *limits.MACHINE_DETECTION_TIMEOUT[1:]) or limits.MACHINE_DETECTION_TIMEOUT[0]),
         asynchronous=_bool_param(form, "AsyncAmd"),
         callback=_url_param(form, "AsyncAmdStatusCallback"),
         callback_method=_enum_param(form, "AsyncAmdStatusCallbackMethod", METHODS, "POST"),
@@ -278,8 +278,8 @@ def _machine_detection(form: Any) -> MachineDetection | None:
 def _send_digits(form: Any) -> str | None:
     """`SendDigits`: up to 32 of 0-9, A-D, # and *, with w/W pauses."""
     value = form.get("SendDigits") or ""
-    if value and not re.fullmatch(r"[0-9A-D#*wW]{1,32}", value):
-        raise TwilioError(INVALID_PARAMETER, f"Invalid SendDigits: {value[:40]!r} (up to 32 of 0-9, A-D, #, *, w and W)")
+    if value and not re.fullmatch(rf"[0-9A-D#*wW]{{1,{limits.MAX_SEND_DIGITS}}}", value):
+        raise TwilioError(INVALID_PARAMETER, f"Invalid SendDigits: {value[:40]!r} (up to {limits.MAX_SEND_DIGITS} of 0-9, A-D, #, *, w and W)")
     return value or None
 
 

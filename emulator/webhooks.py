@@ -23,19 +23,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import urllib3
 
+from . import limits
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "TwilioProxy/1.1"
 #: Twilio's "HTTP retrieval failure" (non-2xx, read timeout) and "HTTP connection failure".
 RETRIEVAL_FAILURE = 11200
 CONNECTION_FAILURE = 11205
-#: Connection overrides: (default, low, high) in milliseconds or a count, as Twilio documents them.
-CONNECT_TIMEOUT_MS = (5_000, 100, 10_000)
-READ_TIMEOUT_MS = (15_000, 100, 15_000)
-TOTAL_TIME_MS = (15_000, 100, 15_000)
-RETRY_COUNT = (1, 0, 5)
-RETRY_POLICIES = ("4xx", "5xx", "rt", "ct", "all")
-DEFAULT_RETRY_POLICY = ("ct",)
 BODY_EXCERPT = 1024
 
 
@@ -94,14 +89,14 @@ def overrides(url: str, timeout: float) -> Overrides:
             return default
         return int(raw)
 
-    connect = number("ct", CONNECT_TIMEOUT_MS, CONNECT_TIMEOUT_MS[0]) / 1000
-    read = number("rt", READ_TIMEOUT_MS, timeout * 1000) / 1000
-    total = number("tt", TOTAL_TIME_MS, timeout * 1000) / 1000
-    retries = int(number("rc", RETRY_COUNT, RETRY_COUNT[0]))
-    policy = tuple(p for p in fragment.get("rp", "").split(",") if p) or DEFAULT_RETRY_POLICY
-    if any(p not in RETRY_POLICIES for p in policy):
+    connect = number("ct", limits.CONNECT_TIMEOUT_MS, limits.CONNECT_TIMEOUT_MS[0]) / 1000
+    read = number("rt", limits.READ_TIMEOUT_MS, timeout * 1000) / 1000
+    total = number("tt", limits.TOTAL_TIME_MS, timeout * 1000) / 1000
+    retries = int(number("rc", limits.RETRY_COUNT, limits.RETRY_COUNT[0]))
+    policy = tuple(p for p in fragment.get("rp", "").split(",") if p) or limits.DEFAULT_RETRY_POLICY
+    if any(p not in limits.RETRY_POLICIES for p in policy):
         warnings.append(f"Error 11243: retry policy rp={fragment['rp']!r} is invalid; the default (ct) is used")
-        policy = DEFAULT_RETRY_POLICY
+        policy = limits.DEFAULT_RETRY_POLICY
     return Overrides(min(connect, total), read, total, retries, policy, tuple(warnings))
 
 

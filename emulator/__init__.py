@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from . import chaos
 from .engine import Engine, ManualClock, RealClock, Settings
 
 DEMO_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
@@ -25,12 +26,16 @@ DEFAULTS: dict[str, str] = {
     # No token is kept in the repo: without one, each start makes a random one (and logs it).
     "TWILIO_AUTH_TOKEN": "",
     "TWILIO_PHONE_NUMBER": DEFAULT_PHONE_NUMBER,
+    "EMULATOR_NUMBERS": "",
+    "EMULATOR_VERIFIED_CALLER_IDS": "",
     "EMULATOR_VOICE_URL": "http://127.0.0.1:5000/voice",
     "EMULATOR_VOICE_METHOD": "POST",
     "EMULATOR_VOICE_FALLBACK_URL": "",
     "EMULATOR_STATUS_CALLBACK": "http://127.0.0.1:5000/status",
     "EMULATOR_STATUS_CALLBACK_METHOD": "POST",
     "EMULATOR_URL": DEFAULT_URL,
+    "EMULATOR_PANEL_URL": "",
+    "EMULATOR_DEBUGGER_URL": "",
     "EMULATOR_RING_SECONDS": "1",
     "EMULATOR_SAY_SECONDS": "1",
     "EMULATOR_PLAY_SECONDS": "2",
@@ -39,6 +44,9 @@ DEFAULTS: dict[str, str] = {
     "EMULATOR_RECORD_SECONDS": "3",
     "EMULATOR_TIME_SCALE": "1",
     "EMULATOR_WEBHOOK_TIMEOUT": "15",
+    "EMULATOR_PRICE_PER_MINUTE": "0.014",
+    "EMULATOR_INSPECTOR_SIZE": "5000",
+    "EMULATOR_CHAOS": "",
     "EMULATOR_CALL_WORKERS": "64",
     "EMULATOR_CALLBACK_WORKERS": "64",
 }
@@ -60,12 +68,16 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         account_sid=str(get("TWILIO_ACCOUNT_SID")),
         auth_token=str(get("TWILIO_AUTH_TOKEN")) or _random_token(),
         phone_number=str(get("TWILIO_PHONE_NUMBER")),
+        numbers=_number_list(get("EMULATOR_NUMBERS")),
+        verified_caller_ids=_number_list(get("EMULATOR_VERIFIED_CALLER_IDS")),
         voice_url=str(get("EMULATOR_VOICE_URL")),
         voice_method=str(get("EMULATOR_VOICE_METHOD")).upper(),
         voice_fallback_url=str(get("EMULATOR_VOICE_FALLBACK_URL") or ""),
         status_callback=str(get("EMULATOR_STATUS_CALLBACK") or ""),
         status_callback_method=str(get("EMULATOR_STATUS_CALLBACK_METHOD")).upper(),
         public_url=str(get("EMULATOR_URL")),
+        panel_url=str(get("EMULATOR_PANEL_URL") or ""),
+        debugger_url=str(get("EMULATOR_DEBUGGER_URL") or ""),
         ring_seconds=float(get("EMULATOR_RING_SECONDS")),
         say_seconds=float(get("EMULATOR_SAY_SECONDS")),
         play_seconds=float(get("EMULATOR_PLAY_SECONDS")),
@@ -74,9 +86,18 @@ def load_settings(config: dict[str, Any] | None = None) -> Settings:
         record_seconds=float(get("EMULATOR_RECORD_SECONDS")),
         time_scale=float(get("EMULATOR_TIME_SCALE")),
         webhook_timeout=float(get("EMULATOR_WEBHOOK_TIMEOUT")),
+        price_per_minute=float(get("EMULATOR_PRICE_PER_MINUTE")),
+        inspector_size=int(get("EMULATOR_INSPECTOR_SIZE")),
+        chaos=chaos.parse(get("EMULATOR_CHAOS") or ""),
         call_workers=int(get("EMULATOR_CALL_WORKERS")),
         callback_workers=int(get("EMULATOR_CALLBACK_WORKERS")),
     )
+
+
+def _number_list(value: Any) -> tuple[str, ...]:
+    """`+15555550100,+15555550101` (or a list) as a tuple of numbers."""
+    items = value if isinstance(value, list | tuple) else str(value or "").replace(";", ",").split(",")
+    return tuple(n.strip() for n in items if str(n).strip())
 
 
 def _random_token() -> str:
@@ -111,7 +132,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config is None:
         load_dotenv()
     config = dict(config or {})
-    app = Flask(__name__)
+    app = Flask(__name__, static_url_path="/emulator/static")
     app.config.update({k: v for k, v in config.items() if isinstance(k, str) and k.isupper()})
     settings = load_settings(config)
     clock = config.get("EMULATOR_CLOCK") or RealClock()
@@ -143,9 +164,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return api.error_response(20004, "Method not allowed", 405)
         return Response("Method not allowed\n", status=405, content_type="text/plain; charset=utf-8")
 
+    app.url_map.converters["sid"] = api.SidConverter
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
-    console.init_cli(app)
+    console.init_app(app)
     return app
 
 

@@ -3,16 +3,34 @@ read transcripts; and the `flask --app emulator ring` command."""
 
 from __future__ import annotations
 
+import hmac
 import math
+import secrets
+import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 import requests
-from flask import Blueprint, Flask, Response, abort, current_app, render_template_string, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 
-from . import limits
-from .api import json_response, wrap_auth
-from .engine import Call, CallNotFound, CallStateError, Engine, rfc2822
+from . import chaos, limits
+from .api import E164, json_response, wrap_auth
+from .engine import STIR_VERSTATS, Call, CallNotFound, CallStateError, Engine, rfc2822
+from .inspector import KINDS, Delivery
+from .resources import call_resource
 
 bp = Blueprint("emulator_console", __name__)
 
@@ -55,6 +73,20 @@ def _number(value: Any, name: str) -> float | None:
     return number
 
 
+MAX_WORDS = 500
+
+
+def _speech_groups(value: Any) -> list[str]:
+    """What the caller says at successive <Gather>s: a JSON list of strings, or one string with `|`
+    between Gathers (`billing|yes please`); an empty group keeps the caller silent at that Gather."""
+    if value is None or value == "":
+        return []
+    groups = value if isinstance(value, list) else str(value).split("|")
+    if len(groups) > 64 or not all(isinstance(g, str) and len(g) <= MAX_WORDS and g.isprintable() for g in groups):
+        abort(json_response({"error": f"speech must be up to 64 phrases of up to {MAX_WORDS} printable characters"}, 400))
+    return [g.strip() for g in groups]
+
+
 def _known_call(sid: str) -> Call:
     """A snapshot of the call, or a JSON 404 for a control endpoint."""
     call = engine().get(sid)
@@ -84,16 +116,55 @@ def incoming() -> Response:
     digits = str(data.get("digits") or "")
     if any(ch not in "0123456789*#," for ch in digits):
         return json_response({"error": "digits may contain only 0-9, * and #, with commas between Gathers"}, 400)
+    forwarded_from = str(data.get("forwarded_from") or "").strip() or None
+    if forwarded_from is not None and not E164.match(forwarded_from):
+        return json_response({"error": "forwarded_from must be an E.164 number, e.g. +15555550142"}, 400)
+    stir_verstat = str(data.get("stir_verstat") or "").strip() or None
+    if stir_verstat is not None and stir_verstat not in STIR_VERSTATS:
+        return json_response({"error": f"stir_verstat must be one of {', '.join(STIR_VERSTATS)}"}, 400)
+    caller_chaos = None
+    if data.get("chaos") not in (None, ""):
+        try:
+            caller_chaos = chaos.parse(data["chaos"])
+        except chaos.ChaosError as exc:
+            return json_response({"error": f"chaos: {exc}"}, 400)
     call = engine().incoming(
+        chaos=caller_chaos,
         from_=from_,
         to=str(data.get("to") or "").strip() or None,
         caller_name=str(data.get("caller_name") or "").strip() or None,
         hangup_after=hangup_after,
         digits=digits,
+        speech=_speech_groups(data.get("speech")),
+        forwarded_from=forwarded_from,
+        stir_verstat=stir_verstat,
     )
     body = call_summary(call)
     body["transcript_url"] = f"/emulator/calls/{call.sid}/transcript"
     return json_response(body, 201)
+
+
+@bp.get("/emulator/chaos")
+@wrap_auth
+def chaos_json() -> Response:
+    """The run's chaos setting."""
+    current = engine().chaos
+    return json_response({**current.as_json(), "summary": current.summary(), "presets": list(chaos.PRESETS)})
+
+
+@bp.post("/emulator/chaos")
+@wrap_auth
+def set_chaos() -> Response:
+    """Set the run's chaos: a JSON object (`{"preset": "bad-day"}`, `{"seed": 7, "status_callbacks": {…}}`); `{}` is off."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return json_response({"error": "send a JSON object, e.g. {\"preset\": \"bad-day\"} ({} turns chaos off)"}, 400)
+    try:
+        setting = chaos.parse(body)
+    except chaos.ChaosError as exc:
+        return json_response({"error": str(exc)}, 400)
+    engine().set_chaos(setting)
+    return chaos_json()
 
 
 @bp.get("/emulator/calls")
@@ -130,6 +201,67 @@ def press(sid: str) -> Response:
     return json_response(call_summary(call), 202)
 
 
+@bp.post("/emulator/calls/<sid>/speech")
+@wrap_auth
+def speak(sid: str) -> Response:
+    """The caller says words now (a waiting speech <Gather> takes them as SpeechResult)."""
+    _known_call(sid)
+    words = str(_form_or_json().get("speech") or "").strip()
+    if not words or len(words) > MAX_WORDS or not words.isprintable():
+        return json_response({"error": f"speech must be 1 to {MAX_WORDS} printable characters"}, 400)
+    try:
+        call = engine().speak(sid, words)
+    except CallNotFound:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    except CallStateError:
+        return json_response({"error": "the call has ended"}, 409)
+    return json_response(call_summary(call), 202)
+
+
+WEBHOOK_KINDS = tuple(k for k in KINDS if k != "api")
+
+
+def _limit(value: Any, default: int = 50, high: int = 500) -> int:
+    try:
+        number = int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        abort(json_response({"error": f"limit must be a whole number from 1 to {high}"}, 400))
+    if not 1 <= number <= high:
+        abort(json_response({"error": f"limit must be a whole number from 1 to {high}"}, 400))
+    return number
+
+
+def webhook_page(args: Any) -> tuple[list[Delivery], int | None]:
+    """The deliveries `?call_sid=`, `?before=` (an id) and `?limit=` ask for, newest first, and
+    the id to page on from (None on the last page)."""
+    limit = _limit(args.get("limit"))
+    before = args.get("before")
+    if before not in (None, "") and not str(before).isdigit():
+        abort(json_response({"error": "before must be a delivery id"}, 400))
+    items = engine().inspector.recent(args.get("call_sid") or None, WEBHOOK_KINDS, int(before) if before else None, limit + 1)
+    return items[:limit], items[limit - 1].id if len(items) > limit else None
+
+
+@bp.get("/emulator/webhooks")
+@wrap_auth
+def webhooks_json() -> Response:
+    """Every request the emulator sent (newest first; `?call_sid=`, `?limit=`, `?before=`)."""
+    items, more = webhook_page(request.args)
+    query = {k: v for k, v in (("call_sid", request.args.get("call_sid")), ("limit", request.args.get("limit"))) if v}
+    next_uri = f"/emulator/webhooks?{urlencode({**query, 'before': more})}" if more else None
+    return json_response({"webhooks": [engine().inspector.as_json(d, rfc2822) for d in items], "next_page_uri": next_uri})
+
+
+@bp.post("/emulator/webhooks/<int:delivery_id>/replay")
+@wrap_auth
+def replay(delivery_id: int) -> Response:
+    """Send a recorded request again, signed afresh; 201 with the new delivery."""
+    delivery = engine().replay(delivery_id)
+    if delivery is None:
+        return json_response({"error": f"no delivery {delivery_id} (it may have been forgotten)"}, 404)
+    return json_response(engine().inspector.as_json(delivery, rfc2822), 201)
+
+
 @bp.post("/emulator/calls/<sid>/hangup")
 @wrap_auth
 def hangup(sid: str) -> Response:
@@ -141,54 +273,117 @@ def hangup(sid: str) -> Response:
     return json_response(call_summary(call), 200 if call.ended else 202)
 
 
-PAGE = """{% autoescape true %}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{{ title }} · Twilio emulator</title>
-<style>
-body{font:15px/1.4 system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
-.kind{color:#666;font-size:.85em}.error td{color:#a00}.webhook td{color:#888}
-code{font-size:.9em}
-</style></head><body>
-<p><a href="{{ url_for('emulator_console.index') }}">All calls</a> · number {{ number }}</p>
-<h1>{{ title }}</h1>
-{% if call is none %}
-<table><thead><tr><th>Call</th><th>Direction</th><th>From</th><th>To</th><th>Status</th><th>Started</th></tr></thead><tbody>
-{% for c in calls %}
-<tr><td><a href="{{ url_for('emulator_console.call_page', sid=c.sid) }}"><code>{{ c.sid }}</code></a></td>
-<td>{{ c.direction }}</td><td>{{ c.from_ }}{% if c.caller_name %} ({{ c.caller_name }}){% endif %}</td>
-<td>{{ c.to }}</td><td>{{ c.status }}</td><td>{{ rfc2822(c.created) }}</td></tr>
-{% else %}<tr><td colspan="6">No calls yet. Ring the app with <code>flask --app emulator ring --from +15555550123</code>.</td></tr>
-{% endfor %}</tbody></table>
-{% else %}
-<p>{{ call.direction }} · from {{ call.from_ }}{% if call.caller_name %} ({{ call.caller_name }}){% endif %} to {{ call.to }}
-· <strong>{{ call.status }}</strong>{% if call.parent_call_sid %} · leg of
-<a href="{{ url_for('emulator_console.call_page', sid=call.parent_call_sid) }}">{{ call.parent_call_sid }}</a>{% endif %}</p>
-<table><thead><tr><th>t (s)</th><th>What happened</th></tr></thead><tbody>
-{% for line in lines %}
-<tr class="{{ line.kind }}"><td>{{ '%.1f'|format(line.t) }}</td><td><span class="kind">{{ line.kind }}</span>
-{{ line.text }}{% if line.voice %} <span class="kind">(voice {{ line.voice }}, {{ line.language }})</span>{% endif %}</td></tr>
-{% endfor %}</tbody></table>
-{% if call.children %}<h2>Dialed legs</h2><ul>{% for sid in call.children %}
-<li><a href="{{ url_for('emulator_console.call_page', sid=sid) }}"><code>{{ sid }}</code></a></li>{% endfor %}</ul>{% endif %}
-{% endif %}
-</body></html>{% endautoescape %}"""
+# --------------------------------------------------------------------------- console pages
+
+#: Seconds between refreshes of a page that can still change.
+REFRESH_SECONDS = 3
+CALLS_PER_PAGE = 50
+#: The console's pages: only our own stylesheets, no scripts at all, forms only to us.
+CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PANEL_STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "app.css"
+
+
+@bp.after_request
+def console_headers(resp: Response) -> Response:
+    """A strict CSP on the console's pages."""
+    if resp.mimetype == "text/html":
+        resp.headers["Content-Security-Policy"] = CONSOLE_CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def _page(template: str, **context: Any) -> str:
+    eng = engine()
+    return render_template(template, chaos=eng.chaos, csrf_token=current_app.config["EMULATOR_CONSOLE_TOKEN"],
+                           panel_url=eng.settings.panel_url.rstrip("/"), rfc2822=rfc2822, clock=_clock, **context)
+
+
+def _clock(ts: float) -> str:
+    """`09:00:18` (UTC): the time of day of emulated time `ts`."""
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+def _check_form_token() -> None:
+    """The console's forms carry a token only its pages show (no cross-site form can)."""
+    sent = request.form.get("csrf_token", "")
+    if not hmac.compare_digest(sent.encode(), current_app.config["EMULATOR_CONSOLE_TOKEN"].encode()):
+        abort(Response("The form is out of date: reload the page and try again.\n", 400, content_type="text/plain; charset=utf-8"))
+
+
+def _back(default: str) -> Response:
+    """Back to the page the form was on (a path of ours only)."""
+    target = request.form.get("next") or default
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = default
+    return redirect(target, 303)
+
+
+@bp.get("/emulator/static/panel.css")
+def panel_stylesheet() -> Response:
+    """The panel's stylesheet (static/app.css), so the console looks like the panel."""
+    if not PANEL_STYLESHEET.is_file():
+        abort(404)
+    return send_file(PANEL_STYLESHEET, mimetype="text/css", max_age=60)
 
 
 @bp.get("/")
 def index() -> str:
-    """The console: every call, newest first."""
+    """The console: every call, newest first, a page at a time."""
     eng = engine()
-    return render_template_string(PAGE, title="Calls", calls=eng.all_calls(), call=None, number=eng.settings.phone_number, rfc2822=rfc2822)
+    calls = eng.all_calls()
+    pages = max(1, math.ceil(len(calls) / CALLS_PER_PAGE))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    shown = calls[(page - 1) * CALLS_PER_PAGE : page * CALLS_PER_PAGE]
+    return _page("calls.html", calls=shown, page=page, pages=pages, number=eng.settings.phone_number, refresh=REFRESH_SECONDS)
 
 
 @bp.get("/emulator/calls/<sid>")
 def call_page(sid: str) -> str:
-    """One call with its transcript."""
+    """One call: what it is, what its caller heard, its recordings and legs."""
     eng = engine()
     call = eng.get(sid)
     if call is None:
         abort(404)
-    return render_template_string(PAGE, title=f"Call {sid}", call=call, lines=call.transcript, number=eng.settings.phone_number)
+    return _page("call.html", call=call, resource=call_resource(call, eng.settings.price_per_minute),
+                 recordings=eng.all_recordings(sid), recording_url=eng.recording_url,
+                 legs=[leg for leg in map(eng.get, call.children) if leg is not None],
+                 refresh=None if call.ended else REFRESH_SECONDS)
+
+
+@bp.get("/webhooks")
+def webhooks_page() -> str:
+    """The inspector: every request sent (`?call_sid=`), newest first, a page at a time."""
+    items, older = webhook_page(request.args)
+    return _page("webhooks.html", items=items, older=older, before=request.args.get("before"),
+                 call_sid=request.args.get("call_sid") or None, kept=engine().settings.inspector_size, refresh=REFRESH_SECONDS)
+
+
+@bp.post("/emulator/console/chaos")
+def toggle_chaos() -> Response:
+    """The console's switch: `preset` bad-day or off."""
+    _check_form_token()
+    preset = request.form.get("preset", "")
+    if preset not in chaos.PRESETS:
+        abort(Response(f"Unknown preset {preset[:40]!r}\n", 400, content_type="text/plain; charset=utf-8"))
+    engine().set_chaos(chaos.PRESETS[preset])
+    return _back(url_for("emulator_console.index"))
+
+
+@bp.post("/emulator/console/webhooks/<int:delivery_id>/replay")
+def replay_form(delivery_id: int) -> Response:
+    """The console's Replay button."""
+    _check_form_token()
+    if engine().replay(delivery_id) is None:
+        abort(404)
+    return _back(url_for("emulator_console.webhooks_page"))
+
+
+def init_app(app: Flask) -> None:
+    """The console's form token, and `flask --app emulator ring`."""
+    app.config.setdefault("EMULATOR_CONSOLE_TOKEN", secrets.token_urlsafe(24))
+    init_cli(app)
 
 
 def init_cli(app: Flask) -> None:
@@ -200,12 +395,20 @@ def init_cli(app: Flask) -> None:
     @click.option("--caller-name", default=None, help="Sent to the app as CallerName.")
     @click.option("--hangup-after", type=float, default=None, help="Seconds until the caller hangs up (0: stay).")
     @click.option("--digits", default="", help="Keys to press at successive <Gather>s, comma-separated: '1,42#'.")
+    @click.option("--speech", default="", help="Words to say at successive speech <Gather>s, '|'-separated: 'billing|yes'.")
+    @click.option("--forwarded-from", default=None, help="Sent to the app as ForwardedFrom.")
+    @click.option("--stir-verstat", default=None, help="Sent to the app as StirVerstat, e.g. TN-Validation-Passed-A.")
     @click.option("--url", "emulator_url", default=None, envvar="EMULATOR_URL", help="The running emulator.")
-    def ring(from_: str, to: str | None, caller_name: str | None, hangup_after: float | None, digits: str, emulator_url: str | None) -> None:
+    def ring(from_: str, to: str | None, caller_name: str | None, hangup_after: float | None, digits: str, speech: str,
+             forwarded_from: str | None, stir_verstat: str | None, emulator_url: str | None) -> None:
         """Ring the app through a running emulator, as a caller would."""
         settings = app.extensions["emulator"].settings
         base = (emulator_url or settings.public_url).rstrip("/")
-        payload: dict[str, Any] = {"from": from_, "digits": digits}
+        payload: dict[str, Any] = {"from": from_, "digits": digits, "speech": speech}
+        if forwarded_from:
+            payload["forwarded_from"] = forwarded_from
+        if stir_verstat:
+            payload["stir_verstat"] = stir_verstat
         if to:
             payload["to"] = to
         if caller_name:

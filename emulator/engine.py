@@ -11,7 +11,7 @@ own. So an app URL or a callback URL that hangs delays only its own call. A task
 its call (error 12400 in the transcript and the log); the engine goes on.
 
 Each call's TwiML is run by a `CallRunner` (interpreter.py), which owns the program and its
-wake-up token and yields typed commands (`Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+wake-up token and yields typed commands (`Sleep`, `AwaitInput`, `Fetch`, `DialLegs`, `Park`,
 `End`); the engine decides when they happen.
 
 Time: with `RealClock` a scheduler thread hands due timers to the lanes. With `ManualClock`
@@ -22,14 +22,18 @@ exact states, and never race.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
+import json
 import logging
 import math
+import random
 import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,7 +41,11 @@ from email.utils import format_datetime
 from typing import Any
 
 from . import limits
+from .chaos import OFF, Chaos, plan_callback
+from .inspector import Delivery, Inspector
 from .lanes import Lanes
+from .recordings import SOURCE_OUTBOUND_API, Recording, media_path
+from .webhooks import Attempt, WebhookClient, WebhookResponse, overrides, request_url
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,31 @@ SCENARIO_BUSY = "+15555550186"
 SCENARIO_NO_ANSWER = "+15555550187"
 SCENARIO_FAILED = "+15555550188"
 SCENARIOS = {SCENARIO_BUSY: "busy", SCENARIO_NO_ANSWER: "no-answer", SCENARIO_FAILED: "failed"}
+#: Who answers, for answering machine detection: these two are a machine and a fax; anyone else is human.
+SCENARIO_MACHINE = "+15555550189"
+SCENARIO_FAX = "+15555550190"
+#: Emulated seconds AMD takes to decide (our choice): a greeting's start, and (DetectMessageEnd) its end.
+AMD_SECONDS = 2.0
+AMD_MESSAGE_END_SECONDS = 8.0
+#: Emulated seconds to send one `SendDigits` key; `w` is half a second and `W` a second (Twilio's).
+SEND_DIGIT_SECONDS = {"w": 0.5, "W": 1.0}
+KEY_SECONDS = 0.5
+
+#: How long a "lost" REST response is held back at most (the client has long given up by then).
+LOST_RESPONSE_SECONDS = 60.0
+
+#: How much later each further noun of a <Dial> answers than the one before it (our choice: no ties).
+DIAL_STAGGER_SECONDS = 0.1
+
+#: SHAKEN/STIR verification statuses Twilio reports on inbound calls (`StirVerstat`).
+STIR_VERSTATS = ("TN-Validation-Passed-A", "TN-Validation-Passed-B", "TN-Validation-Passed-C", "TN-Validation-Failed-A",
+                 "TN-Validation-Failed-B", "TN-Validation-Failed-C", "TN-Validation-Failed", "No-TN-Validation")
+
+#: Errors about a request Twilio made: the Debugger event carries that request and its answer.
+WEBHOOK_ERRORS = (11200, 11205, 11750, 12100, 12102, 12300, 15003)
+
+#: Twilio's test credentials accept only this `From` (reference §13); it keeps its rule here.
+TEST_FROM_NUMBER = "+15005550006"
 
 #: Twilio's "Internal Failure": what a call that crashed the emulator shows in its transcript.
 INTERNAL_FAILURE = 12400
@@ -109,6 +142,11 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+def notification_sid(call_sid: str, index: int) -> str:
+    """The Notification (and Debugger event) SID of a call's `index`-th transcript line: stable."""
+    return "NO" + hashlib.sha1(f"{call_sid}:{index}".encode()).hexdigest()[:32]
+
+
 def rfc2822(ts: float | None) -> str | None:
     """Format epoch seconds the way Twilio does in JSON and callbacks."""
     if ts is None:
@@ -144,12 +182,20 @@ class Settings:
     auth_token: str
     phone_number: str
     voice_url: str
+    #: Numbers the account owns (TWILIO_PHONE_NUMBER is always one) and verified caller IDs:
+    #: the only `From` numbers CreateCall accepts (21210 otherwise).
+    numbers: tuple[str, ...] = ()
+    verified_caller_ids: tuple[str, ...] = ()
     voice_method: str = "POST"
     voice_fallback_url: str = ""
     voice_fallback_method: str = "POST"
     status_callback: str = ""
     status_callback_method: str = "POST"
     public_url: str = "http://127.0.0.1:8010"
+    #: The Switchboard panel's URL in demo mode: the console links each call to its panel page.
+    panel_url: str = ""
+    #: Where Debugger events are posted (Twilio's Console Debugger webhook); empty: nowhere.
+    debugger_url: str = ""
     ring_seconds: float = 1.0
     say_seconds: float = 1.0
     play_seconds: float = 2.0
@@ -158,8 +204,18 @@ class Settings:
     record_seconds: float = 3.0
     time_scale: float = 1.0
     webhook_timeout: float = 15.0
+    #: What a call costs per started minute once answered (USD).
+    price_per_minute: float = 0.014
+    #: How many requests the inspector keeps (the newest).
+    inspector_size: int = 5000
+    #: The run's chaos at start (EMULATOR_CHAOS); `Engine.set_chaos` changes it.
+    chaos: Chaos = OFF
     call_workers: int = 64
     callback_workers: int = 64
+
+    def owned_numbers(self) -> tuple[str, ...]:
+        """The account's phone numbers: TWILIO_PHONE_NUMBER and EMULATOR_NUMBERS."""
+        return tuple(dict.fromkeys((self.phone_number, *self.numbers)))
 
     def scaled(self, seconds: float) -> float:
         """An emulated duration (at most a call's longest), multiplied by EMULATOR_TIME_SCALE."""
@@ -183,6 +239,9 @@ class Call:
     parent_call_sid: str | None = None
     phone_number_sid: str | None = None
     caller_name: str | None = None
+    #: Inbound calls: the number that forwarded the call, and the SHAKEN/STIR verification status.
+    forwarded_from: str | None = None
+    stir_verstat: str | None = None
     updated: float = 0.0
     start_time: float | None = None
     answered_at: float | None = None
@@ -198,17 +257,39 @@ class Call:
     timeout: float = float(limits.DEFAULT_TIMEOUT)
     time_limit: float = float(limits.DEFAULT_TIME_LIMIT)
     call_token: str | None = None
+    #: Milliseconds the create waited in the account's calls-per-second queue (Twilio's `queue_time`).
+    queue_time: int = 0
     scenario: str | None = None
     hangup_after: float | None = None
     #: What the simulated caller will press at successive <Gather>s, and what they pressed live.
     digit_groups: list[str] = field(default_factory=list)
     live_digits: str = ""
+    #: What the simulated caller will say at successive <Gather>s, and what they said live.
+    speech_groups: list[str] = field(default_factory=list)
+    live_speech: list[str] = field(default_factory=list)
     sequence: int = 0
     transcript: list[dict[str, Any]] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     #: A <Dial> leg: the parent call and the wake-up token its runner waits on.
     dial_parent: tuple[str, int] | None = None
     talk_limit: float | None = None
+    #: A call whose <Dial> rings legs: those of the current <Dial>, and the one that answered first.
+    dial_group: list[str] = field(default_factory=list)
+    connected_leg: str | None = None
+    #: CreateCall's MachineDetection (a MachineDetection), its result, and SendDigits.
+    amd: Any = None
+    answered_by: str | None = None
+    send_digits: str | None = None
+    #: Chaos: the simulated caller's own (else the run's applies), the call's ordinal since the run's
+    #: chaos was set (it seeds the call's generator), the generator, and a status callback held back.
+    chaos: Chaos | None = None
+    ordinal: int = 0
+    chaos_rng: random.Random | None = None
+    held_callback: Callable[[], None] | None = None
+    #: `Record=true` on create: how to record the call (a RecordingOptions), and its recording.
+    record: Any = None
+    recording_sid: str | None = None
+    recordings: list[str] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -228,7 +309,8 @@ class Call:
 
     def snapshot(self) -> Call:
         """A copy that later changes do not touch (take it under the engine's lock)."""
-        return replace(self, digit_groups=list(self.digit_groups), transcript=list(self.transcript), children=list(self.children))
+        return replace(self, digit_groups=list(self.digit_groups), speech_groups=list(self.speech_groups), live_speech=list(self.live_speech), transcript=list(self.transcript), children=list(self.children),
+                       recordings=list(self.recordings), dial_group=list(self.dial_group))
 
 
 def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str]]:
@@ -249,11 +331,47 @@ def webhook_params(call: Call, status: str | None = None) -> list[tuple[str, str
             params[prefix + key] = value
     if call.caller_name:
         params["CallerName"] = call.caller_name
+    if call.forwarded_from:
+        params["ForwardedFrom"] = call.forwarded_from
+    if call.stir_verstat:
+        params["StirVerstat"] = call.stir_verstat
     if call.parent_call_sid:
         params["ParentCallSid"] = call.parent_call_sid
     if call.call_token:
         params["CallToken"] = call.call_token
+    if call.answered_by:
+        params["AnsweredBy"] = call.answered_by
     return sorted(params.items())
+
+
+@dataclass(frozen=True)
+class MachineDetection:
+    """CreateCall's `MachineDetection` (`Enable` or `DetectMessageEnd`) and its options."""
+
+    mode: str
+    timeout: float = 30.0
+    asynchronous: bool = False
+    callback: str | None = None
+    callback_method: str = "POST"
+
+    def result(self, to: str) -> tuple[float, str]:
+        """(seconds until decided, AnsweredBy) for a call to `to`; `unknown` when the timeout comes first."""
+        if to == SCENARIO_MACHINE:
+            seconds, who = (AMD_MESSAGE_END_SECONDS, "machine_end_beep") if self.mode == "DetectMessageEnd" else (AMD_SECONDS, "machine_start")
+        else:
+            seconds, who = AMD_SECONDS, "fax" if to == SCENARIO_FAX else "human"
+        return (self.timeout, "unknown") if self.timeout < seconds else (seconds, who)
+
+
+@dataclass(frozen=True)
+class RecordingOptions:
+    """How to record: `Record=true` and its RecordingStatusCallback* parameters, or `<Record>`'s."""
+
+    callback: str | None = None
+    callback_method: str = "POST"
+    callback_events: tuple[str, ...] = ("completed",)
+    channels: int = 1
+    track: str = "both"
 
 
 class CallNotFound(Exception):
@@ -286,14 +404,18 @@ class Engine:
 
     def __init__(self, settings: Settings, clock: RealClock | ManualClock | None = None, webhooks: Any = None):
         from .interpreter import CallRunner  # late import: the interpreter uses engine types
-        from .webhooks import WebhookClient
 
         self._runner_class = CallRunner
         self.settings = settings
         self.clock = clock or RealClock()
         self.webhooks = webhooks or WebhookClient(settings.auth_token, timeout=settings.webhook_timeout)
-        self.phone_number_sid = "PN" + secrets.token_hex(16)
+        self.inspector = Inspector(settings.inspector_size)
+        self._stopped = threading.Event()
+        #: A PN SID for each owned number and verified caller ID (IncomingPhoneNumber / OutgoingCallerId).
+        self.number_sids = {n: "PN" + secrets.token_hex(16) for n in (*settings.owned_numbers(), *settings.verified_caller_ids)}
+        self.phone_number_sid = self.number_sids[settings.phone_number]
         self._calls: dict[str, Call] = {}
+        self._recordings: dict[str, Recording] = {}
         self._runners: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -302,6 +424,7 @@ class Engine:
         self._open_batches = 0
         self._stopping = False
         self._local = threading.local()
+        self.set_chaos(settings.chaos)
         self._lanes = Lanes("emulator-call", settings.call_workers, on_done=self._notify)
         self._callbacks = Lanes("emulator-callback", settings.callback_workers, on_done=self._notify)
         self._thread: threading.Thread | None = None
@@ -448,6 +571,7 @@ class Engine:
 
     def stop(self) -> None:
         """Stop the scheduler and the worker pools (tests, server shutdown)."""
+        self._stopped.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -463,12 +587,46 @@ class Engine:
     # ---- transcript, snapshots
 
     def note(self, call: Call, kind: str, text: str, **details: Any) -> None:
-        """Add a line to the call's caller's-eye transcript."""
+        """Add a line to the call's caller's-eye transcript; an error or warning with a code also
+        goes to the Debugger webhook."""
         now = self.clock.now()
         entry = {"at": rfc2822(now), "t": round(now - call.created, 3), "kind": kind, "text": text}
         entry.update(details)
         with self._lock:
             call.transcript.append(entry)
+            index = len(call.transcript) - 1
+        if kind in ("error", "warning") and details.get("code") and self.settings.debugger_url:
+            self._debugger_event(call, notification_sid(call.sid, index), int(details["code"]), text, "Error" if kind == "error" else "Warning")
+
+    def _debugger_event(self, call: Call, sid: str, code: int, message: str, level: str) -> None:
+        """Post a Debugger event (Twilio's Console Debugger webhook) about `call`, with the request
+        that failed when the error is about one (the call's latest TwiML request or callback)."""
+        kinds = ("status-callback", "recording-callback", "amd-callback") if code == 15003 else ("twiml",)
+        failed = next(iter(self.inspector.recent(call.sid, kinds, limit=1)), None) if code in WEBHOOK_ERRORS else None
+        payload: dict[str, Any] = {
+            "resource_sid": call.sid,
+            "service_sid": None,
+            "error_code": str(code),
+            "more_info": {"msg": message, "ErrorCode": str(code), "LogLevel": level.upper(),
+                          "docs": f"https://www.twilio.com/docs/errors/{code}"},
+        }
+        if failed is not None:
+            payload["more_info"]["url"] = failed.url
+            payload["webhook"] = {
+                "type": "application/json",
+                "request": {"url": failed.url, "method": failed.method, "parameters": dict(failed.params)},
+                "response": {"status_code": failed.status, "content_type": failed.content_type, "body": failed.body, "error": failed.error},
+            }
+        params = {
+            "Sid": sid,
+            "AccountSid": call.account_sid,
+            "Timestamp": datetime.fromtimestamp(self.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Level": level,
+            "PayloadType": "application/json",
+            "Payload": json.dumps(payload, separators=(",", ":")),
+        }
+        url = self.settings.debugger_url
+        self._callbacks.submit(call.sid, lambda: self.deliver(call, "debugger", url, "POST", sorted(params.items())))
 
     def get(self, sid: str) -> Call | None:
         """A snapshot of the call with this SID, or None."""
@@ -481,6 +639,11 @@ class Engine:
         with self._lock:
             calls = [c.snapshot() for c in reversed(self._calls.values())]
         return sorted(calls, key=lambda c: c.created, reverse=True)  # stable: ties stay newest first
+
+    def may_call_from(self, number: str) -> bool:
+        """True for a `From` CreateCall accepts: an owned number, a verified caller ID, a client
+        identity, or Twilio's test From number +15005550006."""
+        return (number in self.number_sids or number.startswith("client:") or number == TEST_FROM_NUMBER)
 
     def _live(self, sid: str) -> Call:
         call = self._calls.get(sid)
@@ -508,19 +671,178 @@ class Engine:
                 params["CallDuration"] = str(seconds)
                 params["Duration"] = str(math.ceil(seconds / 60))
                 params["SipResponseCode"] = str(SIP_RESPONSE_CODES.get(call.status, 200))
+                recording = self._recordings.get(call.recording_sid or "")
+                if recording is not None and recording.status == "completed":
+                    # Record=true: "The recording_url is sent to the status_callback URL" (spec CreateCall).
+                    params.update(RecordingUrl=self.recording_url(recording), RecordingSid=recording.sid,
+                                  RecordingDuration=str(recording.duration))
+        self._send_callback(call, "status-callback", url, method, params, final=event == "completed")
 
-        def deliver() -> None:
-            resp = self.webhooks.request(url, method, sorted(params.items()))
-            if not resp.ok:
-                self.note(call, "warning", f"Status callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
+    def _send_callback(self, call: Call, kind: str, url: str, method: str, params: dict[str, str], final: bool = False) -> None:
+        """Deliver a callback (status, recording, AMD) in the call's callback lane, in order; status
+        callbacks as the call's chaos says (dropped, sent twice, held back, delayed)."""
+        items = sorted(params.items())
+        chaos = self._chaos_of(call)
+        if kind != "status-callback" or not chaos.touches_calls:
+            self._callbacks.submit(call.sid, lambda: self._deliver_callback(call, kind, url, method, items))
+            return
+        plan = plan_callback(chaos, self._rng(call), final)
+        token, notes = str(uuid.uuid4()), plan.notes()
+        job: Callable[[], None] | None = None
+        if plan.drop:
+            dropped = Attempt(request_url(url, method, items), method, items, "", token, 0, error="dropped by chaos: never sent")
+            self.inspector.record(kind, call.sid, dropped, self.clock.now(), notes=("chaos: dropped",))
+        else:
+            def job() -> None:
+                self._deliver_callback(call, kind, url, method, items, token, notes)
+                if plan.duplicate:
+                    self._deliver_callback(call, kind, url, method, items, token, (*notes, "chaos: the duplicate"))
+        with self._lock:
+            held, call.held_callback = call.held_callback, job if plan.reorder else None
+        if job is not None and not plan.reorder:
+            if plan.delay_ms:
+                self._at(plan.delay_ms / 1000, call, lambda: self._callbacks.submit(call.sid, job))
+            else:
+                self._callbacks.submit(call.sid, job)
+        if held is not None:  # the callback held back before goes after this one
+            self._callbacks.submit(call.sid, held)
 
-        self._callbacks.submit(call.sid, deliver)
+    def _deliver_callback(self, call: Call, kind: str, url: str, method: str, items: list[tuple[str, str]],
+                          token: str | None = None, notes: tuple[str, ...] = ()) -> None:
+        resp = self.deliver(call, kind, url, method, items, token, notes)
+        if not resp.ok:
+            self.note(call, "warning", f"Callback to {resp.url} failed: {resp.error or 'HTTP ' + str(resp.status)}", code=15003)
+
+    def deliver(self, call: Call, kind: str, url: str, method: str, params: list[tuple[str, str]], token: str | None = None,
+                notes: tuple[str, ...] = ()) -> WebhookResponse:
+        """Send a webhook of `call` (retries as its connection overrides say); the inspector
+        records every attempt. Runs in one of the call's lanes."""
+        if "#" in url:
+            for warning in overrides(url, self.settings.webhook_timeout).warnings:
+                self.note(call, "warning", f"{url}: {warning}", code=11243 if "11243" in warning else None)
+        record = lambda attempt: self.inspector.record(kind, call.sid, attempt, self.clock.now(), notes=notes)  # noqa: E731
+        return self.webhooks.request(url, method, params, token=token, on_attempt=record)
+
+    # ---- chaos
+
+    def set_chaos(self, chaos: Chaos) -> None:
+        """The run's chaos from now on; its generators start afresh from its seed."""
+        with self._lock:
+            self.chaos = chaos
+            self._rest_rng = random.Random(f"{chaos.seed}:rest")
+            self._ordinals = itertools.count(1)
+            self._next_slot = 0.0
+
+    def _chaos_of(self, call: Call) -> Chaos:
+        return call.chaos if call.chaos is not None else self.chaos
+
+    def _rng(self, call: Call) -> random.Random:
+        """The call's own generator: the chaos seed and the call's ordinal (stable across runs)."""
+        with self._lock:
+            if call.chaos_rng is None:
+                call.chaos_rng = random.Random(f"{self._chaos_of(call).seed}:{call.ordinal}")
+            return call.chaos_rng
+
+    def rest_fault(self) -> tuple[bool, bool]:
+        """REST chaos for one request: (answer 429?, lose the response?). Two draws per request."""
+        with self._lock:
+            rest = self.chaos.rest
+            if not (rest.rate_limit or rest.lost_response):
+                return False, False
+            limited, lost = self._rest_rng.random(), self._rest_rng.random()
+        return limited < rest.rate_limit, lost < rest.lost_response
+
+    def hold_lost_response(self) -> None:
+        """A lost response: keep the client waiting until it gives up (or the engine stops)."""
+        self._stopped.wait(LOST_RESPONSE_SECONDS)
+
+    def _queue_slot(self) -> float:
+        """Seconds a new call waits behind the account's calls-per-second limit (CPS chaos only)."""
+        if not self.chaos.rest.calls_per_second:
+            return 0.0
+        with self._lock:
+            cps = self.chaos.rest.calls_per_second
+            if not cps:
+                return 0.0
+            now = self.clock.now()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1 / cps
+            return slot - now
+
+    def replay(self, delivery_id: int) -> Delivery | None:
+        """Send a recorded request again, signed afresh, with a new idempotency token (console)."""
+        original = self.inspector.get(delivery_id)
+        if original is None:
+            return None
+        attempt = self.webhooks.resend(original.url, original.method, list(original.params))
+        return self.inspector.record("replay", original.call_sid, attempt, self.clock.now(), replay_of=original.id)
+
+    # ---- recordings
+
+    def recording_url(self, rec: Recording) -> str:
+        """The RecordingUrl Twilio sends: the media, without an extension (WAV)."""
+        return self.settings.public_url.rstrip("/") + media_path(rec.account_sid, rec.sid)
+
+    def start_recording(self, call: Call, source: str, options: RecordingOptions) -> Recording:
+        """A recording of `call` begins now (`in-progress`)."""
+        now = self.clock.now()
+        rec = Recording(sid=new_sid("RE"), account_sid=call.account_sid, call_sid=call.sid, source=source, created=now,
+                        start_time=now, updated=now, channels=options.channels, track=options.track,
+                        callback=options.callback, callback_method=options.callback_method, callback_events=options.callback_events)
+        with self._lock:
+            self._recordings[rec.sid] = rec
+            call.recordings.append(rec.sid)
+        self._recording_callback(call, rec)
+        return rec.snapshot()
+
+    def finish_recording(self, call: Call, sid: str, seconds: float, notify: bool = True) -> Recording | None:
+        """The recording ends, `seconds` long (`completed`); its callback follows unless `notify` is False."""
+        with self._lock:
+            rec = self._recordings.get(sid)
+            if rec is None or rec.status != "in-progress":
+                return None
+            rec.status, rec.duration, rec.updated = "completed", int(bounded_seconds(seconds)), self.clock.now()
+        if notify:
+            self._recording_callback(call, rec)
+        return rec.snapshot()
+
+    def _recording_callback(self, call: Call, rec: Recording) -> None:
+        """RecordingStatusCallback for the recording's current status, if asked for."""
+        with self._lock:
+            if not rec.callback or rec.status not in rec.callback_events:
+                return
+            params = {
+                "AccountSid": rec.account_sid, "CallSid": rec.call_sid, "RecordingSid": rec.sid,
+                "RecordingUrl": self.recording_url(rec), "RecordingStatus": rec.status,
+                "RecordingDuration": "" if rec.duration is None else str(rec.duration),
+                "RecordingChannels": str(rec.channels), "RecordingStartTime": rfc2822(rec.start_time),
+                "RecordingSource": rec.source, "RecordingTrack": rec.track, "ErrorCode": "0",
+            }
+        self._send_callback(call, "recording-callback", rec.callback, rec.callback_method, params)
+
+    def recording(self, sid: str) -> Recording | None:
+        """A snapshot of the recording with this SID, or None."""
+        with self._lock:
+            rec = self._recordings.get(sid)
+            return rec.snapshot() if rec else None
+
+    def all_recordings(self, call_sid: str | None = None) -> list[Recording]:
+        """Snapshots of the recordings (of one call), newest first."""
+        with self._lock:
+            recs = [r.snapshot() for r in reversed(self._recordings.values()) if call_sid is None or r.call_sid == call_sid]
+        return sorted(recs, key=lambda r: r.created, reverse=True)
+
+    def delete_recording(self, sid: str) -> bool:
+        """DELETE a recording; False if there is none."""
+        with self._lock:
+            return self._recordings.pop(sid, None) is not None
 
     # ---- creating calls
 
     def _add(self, call: Call) -> Call:
         with self._lock:
             call.updated = call.created
+            call.ordinal = next(self._ordinals)
             self._calls[call.sid] = call
         return call
 
@@ -532,18 +854,25 @@ class Engine:
             direction="outbound-api",
             created=self.clock.now(),
             status="queued",
-            phone_number_sid=self.phone_number_sid if fields.get("from_") == self.settings.phone_number else None,
+            phone_number_sid=self.number_sids.get(fields.get("from_", "")),
             scenario=SCENARIOS.get(fields.get("to", "")),
             **fields,
         )
         self._add(call)
         self.note(call, "status", f"Call queued to {call.to}", status="queued")
-        self._at(0, call, lambda: self._dial(call))
+        delay = self._queue_slot()
+        if delay:
+            with self._lock:
+                call.queue_time = int(delay * 1000)
+            self.note(call, "status", f"Queued {delay:g} s behind the account's calls-per-second limit (chaos)")
+        self._at(delay, call, lambda: self._dial(call))
         with self._lock:
             return call.snapshot()
 
-    def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None, digits: str = "") -> Call:
-        """A simulated caller rings the emulator's phone number."""
+    def incoming(self, from_: str, to: str | None = None, caller_name: str | None = None, hangup_after: float | None = None,
+                 digits: str = "", speech: list[str] | tuple[str, ...] = (), forwarded_from: str | None = None,
+                 stir_verstat: str | None = None, chaos: Chaos | None = None) -> Call:
+        """A simulated caller rings the emulator's phone number (with its own `chaos`, if given)."""
         s = self.settings
         if hangup_after is None:
             hangup_after = s.inbound_hangup_after or None
@@ -555,8 +884,10 @@ class Engine:
             direction="inbound",
             created=self.clock.now(),
             status="ringing",
-            phone_number_sid=self.phone_number_sid,
+            phone_number_sid=self.number_sids.get(to or s.phone_number, self.phone_number_sid),
             caller_name=caller_name or None,
+            forwarded_from=forwarded_from or None,
+            stir_verstat=stir_verstat or None,
             url=s.voice_url,
             method=s.voice_method,
             fallback_url=s.voice_fallback_url or None,
@@ -567,6 +898,8 @@ class Engine:
             call_token=f"%7B%22parentCallInfoToken%22%3A%22{secrets.token_hex(8)}%22%7D",
             hangup_after=hangup_after,
             digit_groups=digits.split(",") if digits else [],
+            speech_groups=list(speech),
+            chaos=chaos,
         )
         call.start_time = call.created
         self._add(call)
@@ -651,6 +984,15 @@ class Engine:
             self._at(0, call, lambda: self._pressed(call, digits))
             return call.snapshot()
 
+    def speak(self, sid: str, words: str) -> Call:
+        """The console: the caller says `words` now (a waiting speech <Gather> takes them)."""
+        with self._lock:
+            call = self._live(sid)
+            if call.ended:
+                raise CallStateError(sid)
+            self._at(0, call, lambda: self._spoke(call, words))
+            return call.snapshot()
+
     # ---- the state machine (lane tasks, or under the lock)
 
     def _set_status(self, call: Call, status: str) -> bool:
@@ -682,15 +1024,32 @@ class Engine:
         for child in children:
             if child is not None and not child.ended:
                 self._end(child, "completed" if child.answered else "canceled", "the caller hung up")
+        recording = self.finish_recording(call, call.recording_sid, call.duration(), notify=False) if call.recording_sid else None
         self._status_callback(call, "completed")
+        if recording is not None:
+            self.note(call, "record", f"Call recording ended: {recording.duration} s", recording_url=self.recording_url(recording))
+            self._recording_callback(call, recording)
         if call.dial_parent is not None:
-            parent_sid, token = call.dial_parent
-            with self._lock:
-                parent = self._calls.get(parent_sid)
-            if parent is not None:
-                from .interpreter import DialEnded
+            self._leg_ended(call)
 
-                self._post(parent, lambda: self._resume(parent, token, DialEnded(call.sid)))
+    def _leg_ended(self, leg: Call) -> None:
+        """A <Dial> leg ended: its <Dial> goes on when the connected leg ends, or when every leg
+        ended without an answer (canceled losers of the race change nothing)."""
+        from .interpreter import DialEnded
+
+        parent_sid, token = leg.dial_parent
+        with self._lock:
+            parent = self._calls.get(parent_sid)
+            if parent is None or leg.sid not in parent.dial_group:
+                return
+            if parent.connected_leg == leg.sid:
+                result = DialEnded(leg.sid, leg.status)
+            elif parent.connected_leg is None and all(self._calls[sid].ended for sid in parent.dial_group if sid in self._calls):
+                statuses = {self._calls[sid].status for sid in parent.dial_group if sid in self._calls}
+                result = DialEnded(leg.sid, statuses.pop() if len(statuses) == 1 else "no-answer")
+            else:
+                return
+        self._post(parent, lambda: self._resume(parent, token, result))
 
     def _dial(self, call: Call) -> None:
         """queued → ringing (or straight to failed for a failing number)."""
@@ -710,9 +1069,10 @@ class Engine:
         self._status_callback(call, "ringing")
         self._ring(call, answer=lambda: self._answer_outbound(call))
 
-    def _ring(self, call: Call, answer: Callable[[], None]) -> None:
+    def _ring(self, call: Call, answer: Callable[[], None], later: float = 0.0) -> None:
+        """Ring for the ring time (plus `later` seconds), then answer, unless the number's scenario says otherwise."""
         s = self.settings
-        ring = s.scaled(s.ring_seconds)
+        ring = s.scaled(s.ring_seconds + later)
         timeout = s.scaled(call.timeout)
         if call.scenario == "failed":
             self._at(0, call, lambda: self._end(call, "failed", "the number could not be reached"))
@@ -749,12 +1109,52 @@ class Engine:
         self._answer(call)
         if call.ended:
             return
+        if call.record is not None:
+            recording = self.start_recording(call, SOURCE_OUTBOUND_API, call.record)
+            with self._lock:
+                call.recording_sid = recording.sid
+            self.note(call, "record", "Recording the call (Record=true)", recording_url=self.recording_url(recording))
         if call.hangup_after:
             self._at(self.settings.scaled(call.hangup_after), call, lambda: self._caller_hangs_up(call))
+        if call.send_digits:
+            # Sent before the TwiML runs; with SendDigits, MachineDetection is ignored (spec CreateCall).
+            self.note(call, "digits", f"Twilio sends the digits {call.send_digits} to {call.to}", digits=call.send_digits)
+            seconds = sum(SEND_DIGIT_SECONDS.get(key, KEY_SECONDS) for key in call.send_digits)
+            self._at(self.settings.scaled(seconds), call, lambda: self._run_create_source(call))
+        elif call.amd is not None:
+            self._detect_machine(call)
+        else:
+            self._run_create_source(call)
+
+    def _run_create_source(self, call: Call, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        """Run the `Url` (or `Twiml`) given on create."""
         if call.twiml is not None and not call.url:
             self._start(call, Source(twiml=call.twiml))
         else:
-            self._start(call, Source(url=call.url, method=call.method))
+            self._start(call, Source(url=call.url, method=call.method, extra=extra))
+
+    def _detect_machine(self, call: Call) -> None:
+        """AMD: synchronous, the TwiML waits for `AnsweredBy`; `AsyncAmd`, it runs at once and the
+        result goes to AsyncAmdStatusCallback."""
+        amd = call.amd
+        seconds, answered_by = amd.result(call.to)
+        duration = ("MachineDetectionDuration", str(int(seconds * 1000)))
+
+        def decided() -> None:
+            if call.ended:
+                return
+            with self._lock:
+                call.answered_by = answered_by
+            self.note(call, "status", f"Answering machine detection: {answered_by} (after {seconds:g} s)", answered_by=answered_by)
+            if not amd.asynchronous:
+                self._run_create_source(call, (duration,))
+            elif amd.callback:
+                params = {"AccountSid": call.account_sid, "CallSid": call.sid, "AnsweredBy": answered_by, duration[0]: duration[1]}
+                self._send_callback(call, "amd-callback", amd.callback, amd.callback_method, params)
+
+        if amd.asynchronous:
+            self._run_create_source(call)
+        self._at(self.settings.scaled(seconds), call, decided)
 
     def answer_inbound(self, call: Call) -> None:
         """The app's TwiML picked up an inbound call: ringing → in-progress (the runner calls this)."""
@@ -774,8 +1174,29 @@ class Engine:
             call.live_digits += digits
         self.note(call, "digits", f"Caller pressed {digits}", digits=digits)
         runner = self._runners.get(call.sid)
-        if runner is not None and runner.waiting_for_digits:
+        if runner is not None and runner.waiting_for_input:
             self._resume(call, runner.token, "digits")
+
+    def _spoke(self, call: Call, words: str) -> None:
+        if call.ended:
+            return
+        with self._lock:
+            call.live_speech.append(words)
+        self.note(call, "speech", f"Caller says: {words}", speech=words)
+        runner = self._runners.get(call.sid)
+        if runner is not None and runner.waiting_for_input:
+            self._resume(call, runner.token, "speech")
+
+    def take_speech(self, call: Call, scripted: bool) -> str:
+        """Words for a <Gather>: the next scripted group (when `scripted`) and those said live."""
+        words = ""
+        with self._lock:
+            if scripted and call.speech_groups:
+                words = call.speech_groups.pop(0)
+            said, call.live_speech = call.live_speech, []
+        if words:
+            self.note(call, "speech", f"Caller says: {words}", speech=words)
+        return " ".join(w for w in (words, *said) if w)
 
     def take_digits(self, call: Call, scripted: bool) -> str:
         """Keys for a <Gather>/<Record>: the next scripted group (when `scripted`) and those pressed live."""
@@ -788,62 +1209,78 @@ class Engine:
             self.note(call, "digits", f"Caller pressed {keys}", digits=keys)
         return keys + pressed
 
-    def has_digits(self, call: Call) -> bool:
-        """True when the caller pressed keys no <Gather> took yet."""
-        return bool(call.live_digits)
+    def has_input(self, call: Call) -> bool:
+        """True when the caller pressed keys or said words no <Gather> took yet."""
+        return bool(call.live_digits or call.live_speech)
 
     # ---- <Dial> legs
 
-    def _dial_leg(self, parent: Call, token: int, cmd: Any) -> None:
-        """A <Dial> leg: outbound-dial, with the parent's SID; skips queued (reference §4.1)."""
-        child = Call(
-            sid=new_sid("CA"),
-            account_sid=parent.account_sid,
-            to=cmd.to,
-            from_=cmd.from_,
-            direction="outbound-dial",
-            created=self.clock.now(),
-            status="ringing",
-            parent_call_sid=parent.sid,
-            status_callback=cmd.status_callback,
-            status_callback_method=cmd.status_callback_method,
-            status_callback_events=tuple(e for e in cmd.events if e in CALLBACK_EVENTS),
-            timeout=float(cmd.timeout),
-            scenario=SCENARIOS.get(cmd.to),
-            dial_parent=(parent.sid, token),
-            talk_limit=float(cmd.time_limit),
-        )
-        child.start_time = child.created
-        self._add(child)
+    def _dial_legs(self, parent: Call, token: int, cmd: Any) -> None:
+        """A <Dial>'s legs, all ringing at once: outbound-dial, with the parent's SID; they skip
+        `queued` (reference §4.1). The first to answer is connected, the others are canceled."""
+        legs = []
+        for target in cmd.targets:
+            leg = Call(
+                sid=new_sid("CA"),
+                account_sid=parent.account_sid,
+                to=target.to,
+                from_=cmd.from_,
+                direction="outbound-dial",
+                created=self.clock.now(),
+                status="ringing",
+                parent_call_sid=parent.sid,
+                status_callback=target.status_callback,
+                status_callback_method=target.status_callback_method,
+                status_callback_events=tuple(e for e in target.events if e in CALLBACK_EVENTS),
+                timeout=float(cmd.timeout),
+                scenario=SCENARIOS.get(target.to),
+                dial_parent=(parent.sid, token),
+                talk_limit=float(cmd.time_limit),
+            )
+            leg.start_time = leg.created
+            self._add(leg)
+            legs.append(leg)
         with self._lock:
-            parent.children.append(child.sid)
+            parent.children.extend(leg.sid for leg in legs)
+            parent.dial_group = [leg.sid for leg in legs]
+            parent.connected_leg = None
+        for index, leg in enumerate(legs):
+            self._post(leg, lambda leg=leg, index=index: self._ring_leg(parent, leg, index))
 
-        def ring() -> None:
-            self._status_callback(child, "initiated")
-            self._status_callback(child, "ringing")
-            self._ring(child, answer=lambda: self._answer_child(parent, child))
+    def _ring_leg(self, parent: Call, leg: Call, index: int) -> None:
+        self._status_callback(leg, "initiated")
+        self._status_callback(leg, "ringing")
+        # The n-th noun picks up n × 0.1 s after the first, so a run repeats exactly: the first noun wins a tie.
+        self._ring(leg, answer=lambda: self._answer_leg(parent, leg), later=DIAL_STAGGER_SECONDS * index)
 
-        self._post(child, ring)
-
-    def _answer_child(self, parent: Call, child: Call) -> None:
-        if parent.ended:
-            self._end(child, "canceled", "the caller hung up")
+    def _answer_leg(self, parent: Call, leg: Call) -> None:
+        with self._lock:
+            first = not parent.ended and parent.connected_leg is None and leg.sid in parent.dial_group
+            if first:
+                parent.connected_leg = leg.sid
+                losers = [self._calls[sid] for sid in parent.dial_group if sid != leg.sid and sid in self._calls]
+        if not first:
+            self._end(leg, "canceled", "the caller hung up" if parent.ended else "another leg answered first")
             return
-        self._answer(child)
-        self.note(parent, "dial", f"{child.to} answered; connected", call_sid=child.sid)
+        self._answer(leg)
+        self.note(parent, "dial", f"{leg.to} answered; connected", call_sid=leg.sid)
+        for loser in losers:
+            self._end(loser, "canceled", "another leg answered first")
         talk = self.settings.dial_talk_seconds
-        if child.talk_limit is not None:
-            talk = min(talk, child.talk_limit)
-        self._at(self.settings.scaled(talk), child, lambda: self._end(child, "completed", "the callee hung up"))
+        if leg.talk_limit is not None:
+            talk = min(talk, leg.talk_limit)
+        self._at(self.settings.scaled(talk), leg, lambda: self._end(leg, "completed", "the callee hung up"))
 
-    def end_leg(self, sid: str, reason: str) -> Call | None:
-        """The runner drops a <Dial> leg (its <Dial> was interrupted); returns the leg as it ended."""
+    def end_legs(self, call: Call, reason: str) -> Call | None:
+        """The runner drops its <Dial>'s legs (the <Dial> was interrupted); returns the connected
+        leg (else the last one) as it ended."""
         with self._lock:
-            child = self._calls.get(sid)
-        if child is None:
-            return None
-        self._end(child, "completed" if child.answered else "canceled", reason)
-        return self.get(sid)
+            legs = [self._calls[sid] for sid in call.dial_group if sid in self._calls]
+            connected = call.connected_leg
+        for leg in legs:
+            self._end(leg, "completed" if leg.answered else "canceled", reason)
+        chosen = connected or (legs[-1].sid if legs else None)
+        return self.get(chosen) if chosen else None
 
     # ---- programs (TwiML): the runner decides what comes next, the engine when
 
@@ -874,7 +1311,7 @@ class Engine:
 
     def _follow(self, call: Call, runner: Any, cmd: Any) -> None:
         """Arrange for what the runner now waits on (a typed command from interpreter.py)."""
-        from .interpreter import AwaitDigits, DialLeg, End, Fetch, Park, Sleep
+        from .interpreter import AwaitInput, DialLegs, End, Fetch, Park, Sleep
 
         if cmd is None:
             if runner.done and self._runners.get(call.sid) is runner:
@@ -886,16 +1323,20 @@ class Engine:
         token = runner.token
         if isinstance(cmd, Sleep):
             self._at(self.settings.scaled(cmd.seconds), call, lambda: self._resume(call, token, None))
-        elif isinstance(cmd, AwaitDigits):
-            if self.has_digits(call):
-                self._at(0, call, lambda: self._resume(call, token, "digits"))
+        elif isinstance(cmd, AwaitInput):
+            if self.has_input(call):
+                self._at(0, call, lambda: self._resume(call, token, "input"))
             else:
                 self._at(self.settings.scaled(cmd.timeout), call, lambda: self._resume(call, token, "timeout"))
         elif isinstance(cmd, Fetch):
             # Its own lane task: between two documents the worker goes back to the pool.
-            self._post(call, lambda: self._fetch(call, runner, token, cmd))
-        elif isinstance(cmd, DialLeg):
-            self._dial_leg(call, token, cmd)
+            latency = self._chaos_of(call).webhooks.latency_ms / 1000
+            if latency:
+                self._at(latency, call, lambda: self._fetch(call, runner, token, cmd))
+            else:
+                self._post(call, lambda: self._fetch(call, runner, token, cmd))
+        elif isinstance(cmd, DialLegs):
+            self._dial_legs(call, token, cmd)
         elif isinstance(cmd, End):
             self._end(call, cmd.status or ("completed" if call.answered else "canceled"), cmd.reason)
         elif isinstance(cmd, Park):
@@ -914,7 +1355,7 @@ class Engine:
     def _request(self, call: Call, cmd: Any) -> Any:
         with self._lock:
             params = webhook_params(call)
-        return self.webhooks.request(cmd.url, cmd.method, params + list(cmd.extra))
+        return self.deliver(call, "twiml", cmd.url, cmd.method, params + list(cmd.extra))
 
     def _wind_down(self, call: Call, runner: Any, cmd: Any) -> None:
         """The call has ended: only the requests the runner makes on its way out still happen."""

@@ -1,11 +1,11 @@
 """TwiML run for one call, writing the caller's-eye transcript.
 
 A `CallRunner` owns its call's program (a generator over typed verbs from verbs.py) and its
-wake-up token. It yields typed commands — `Sleep`, `AwaitDigits`, `Fetch`, `DialLeg`, `Park`,
+wake-up token. It yields typed commands — `Sleep`, `AwaitInput`, `Fetch`, `DialLegs`, `Park`,
 `End` — and the engine decides when each happens and resumes it with the result (`resume`). A
 REST redirect or the end of the call is thrown into it (`interrupt`), so an interrupted <Dial> or
 <Enqueue> can request its action URL first, as Twilio does (reference §13). The runner changes
-no call state itself: it asks the engine (`answer_inbound`, `take_digits`, `end_leg`, `note`).
+no call state itself: it asks the engine (`answer_inbound`, `take_digits`, `end_legs`, `note`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from . import limits, verbs
-from .engine import Call, Engine, Source, new_sid
+from .engine import Call, Engine, RecordingOptions, Source, new_sid
+from .recordings import SOURCE_RECORD_VERB
 from .verbs import Document, TwimlError
 
 #: What Twilio says when it cannot get usable TwiML and there is no fallback.
 APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
 TWIML_TYPES = ("text/xml", "application/xml", "text/html")
+#: How long the simulated caller speaks at a speech <Gather>, and how sure the recognizer is (our choices).
+SPEAKING_SECONDS = 1.0
+SPEECH_CONFIDENCE = "0.9"
 
 
 # --------------------------------------------------------------------------- commands
@@ -35,8 +39,8 @@ class Sleep:
 
 
 @dataclass(frozen=True)
-class AwaitDigits:
-    """A <Gather> waits up to `timeout` seconds for keys; resumed with "digits" or "timeout"."""
+class AwaitInput:
+    """A <Gather> waits up to `timeout` seconds for keys or words; resumed with "timeout" or what came."""
 
     timeout: float
 
@@ -51,16 +55,24 @@ class Fetch:
 
 
 @dataclass(frozen=True)
-class DialLeg:
-    """Place a <Dial> leg; resumed with `DialEnded` when the leg ends."""
+class DialTarget:
+    """One noun of a <Dial>: whom to ring, and where its leg's status callbacks go."""
 
     to: str
-    from_: str
-    timeout: int
-    time_limit: int
     status_callback: str | None
     status_callback_method: str
     events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DialLegs:
+    """Ring every target at once; resumed with `DialEnded` when the connected leg ends, or when
+    all legs ended unanswered."""
+
+    targets: tuple[DialTarget, ...]
+    from_: str
+    timeout: int
+    time_limit: int
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,13 @@ class End:
 
 @dataclass(frozen=True)
 class DialEnded:
-    """What a `DialLeg` is resumed with: the leg that ended."""
+    """What `DialLegs` is resumed with: the leg that ended and the <Dial>'s outcome (DialCallStatus)."""
 
     sid: str
+    status: str
 
 
-Command = Sleep | AwaitDigits | Fetch | DialLeg | Park | End
+Command = Sleep | AwaitInput | Fetch | DialLegs | Park | End
 Program = Generator[Command, Any, Any]
 
 
@@ -107,7 +120,7 @@ class CallRunner:
         self.call = call  # read only: the engine writes it
         self.token = 0
         self.done = False
-        self.waiting_for_digits = False
+        self.waiting_for_input = False
         self._chain = 0
         self._gen = self._main(source)
 
@@ -139,7 +152,7 @@ class CallRunner:
             self.done = True
             raise
         self.token += 1
-        self.waiting_for_digits = isinstance(cmd, AwaitDigits)
+        self.waiting_for_input = isinstance(cmd, AwaitInput)
         if not isinstance(cmd, Fetch | End):
             self._chain = 0  # the caller hears or waits: a document chain is broken
         return cmd
@@ -210,7 +223,9 @@ class CallRunner:
         resp = yield Fetch(url, method, tuple(extra))
         self.note("webhook", f"{method} {resp.url} → {resp.status or resp.error}", url=resp.url, method=method)
         if not resp.ok:
-            return None, 11200, f"HTTP retrieval failure: {resp.error or 'HTTP ' + str(resp.status)} from {url}"
+            what = "HTTP connection failure" if resp.error_code == 11205 else "HTTP retrieval failure"
+            tries = f" after {resp.attempts} attempts" if resp.attempts > 1 else ""
+            return None, resp.error_code, f"{what}: {resp.error or 'HTTP ' + str(resp.status)} from {url}{tries}"
         if len(resp.body) > limits.MAX_TWIML_BYTES:
             return None, 11750, "TwiML response body too large"
         ctype = resp.content_type.split(";")[0].strip().lower()
@@ -301,27 +316,37 @@ class CallRunner:
             if call.ended:
                 return None
         self.note("gather", f"Waiting for input ({verb.input}, timeout {verb.timeout} s)", input=verb.input)
-        keys = self.engine.take_digits(call, scripted=True)
+        dtmf, speech = "dtmf" in verb.input, "speech" in verb.input
+        # The n-th Gather takes the n-th scripted group of keys and of words, whatever its input.
+        keys = self.engine.take_digits(call, scripted=True) if dtmf else _ignored(self.engine.take_digits(call, scripted=True))
+        words = self.engine.take_speech(call, scripted=True) if speech else _ignored(self.engine.take_speech(call, scripted=True))
         digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
-        while not complete and "dtmf" in verb.input:
-            got = yield AwaitDigits(verb.timeout)
+        while not complete and not words:
+            got = yield AwaitInput(verb.timeout)
             if got == "timeout":
                 break
-            keys += self.engine.take_digits(call, scripted=False)
+            pressed, said = self.engine.take_digits(call, scripted=False), self.engine.take_speech(call, scripted=False)
+            keys, words = keys + (pressed if dtmf else ""), said if speech else ""
             digits, finished_on, complete = _take_digits(keys, verb.num_digits, verb.finish_on_key)
-        if "speech" in verb.input and not digits:
-            self.note("gather", "The simulated caller says nothing (speech is not emulated)")
-        if digits or verb.action_on_empty_result:
+        extra: list[tuple[str, str]] = []
+        if words and not digits:
+            yield Sleep(SPEAKING_SECONDS)
+            self.note("gather", f"Gathered speech: {words}", speech=words)
+            extra = [("SpeechResult", words), ("Confidence", SPEECH_CONFIDENCE)]
+        elif digits or verb.action_on_empty_result:
             if digits:
                 self.note("gather", f"Gathered digits {digits}", digits=digits)
+            extra = [("Digits", digits)]
+            if finished_on:
+                extra.append(("FinishedOnKey", finished_on))
+        if extra:
+            if call.ended:
+                return None
             action = self.resolve(verb.action, base)
             if action is None:
                 if verb.action:
                     yield End()
                 return None
-            extra = [("Digits", digits)]
-            if finished_on:
-                extra.append(("FinishedOnKey", finished_on))
             return Source(url=action, method=verb.method, extra=tuple(extra))
         self.note("gather", "No input; Gather timed out")
         return None
@@ -352,22 +377,22 @@ class CallRunner:
         action = self.resolve(verb.action, base) if verb.action else None
         if verb.room is not None:
             return (yield from self._wait_in_room(verb.room, action, verb.method))
-        leg = verb.leg
-        callback = self.resolve(leg.status_callback, base) if leg.status_callback else None
-        self.note("dial", f"Dialing {leg.to}", target=leg.to, timeout=verb.timeout)
-        cmd = DialLeg(leg.to, verb.caller_id or call.from_, verb.timeout, verb.time_limit, callback, leg.status_callback_method, leg.events)
+        targets = tuple(DialTarget(leg.to, self.resolve(leg.status_callback, base) if leg.status_callback else None,
+                                   leg.status_callback_method, leg.events) for leg in verb.legs)
+        who = ", ".join(t.to for t in targets)
+        self.note("dial", f"Dialing {who}" + (" at once" if len(targets) > 1 else ""), target=who, timeout=verb.timeout)
         try:
-            ended = yield cmd
+            ended = yield DialLegs(targets, verb.caller_id or call.from_, verb.timeout, verb.time_limit)
         except Interrupt as exc:
-            child = self.engine.end_leg(call.children[-1], "the Dial was interrupted") if call.children else None
+            child = self.engine.end_legs(call, "the Dial was interrupted")
             if action and exc.kind == "redirect":
                 self.note("dial", "Interrupted <Dial>: requesting its action (answer ignored)")
                 yield Fetch(action, verb.method, tuple(_dial_params(child, "completed")))
             raise
         child = self.engine.get(ended.sid)
-        self.note("dial", f"Dial ended: {child.status}", dial_status=child.status, call_sid=child.sid)
+        self.note("dial", f"Dial ended: {ended.status}", dial_status=ended.status, call_sid=child.sid)
         if action:
-            return Source(url=action, method=verb.method, extra=tuple(_dial_params(child, child.status)))
+            return Source(url=action, method=verb.method, extra=tuple(_dial_params(child, ended.status)))
         return None
 
     def _wait_in_room(self, room: verbs.Room, action: str | None, method: str) -> Generator[Command, Any, None]:
@@ -402,28 +427,45 @@ class CallRunner:
         return None
 
     def _record(self, verb: verbs.Record, base: str | None) -> Generator[Command, Any, Source | None]:
-        s = self.engine.settings
+        s, engine = self.engine.settings, self.engine
         if verb.play_beep:
             self.note("play", "Beep")
-        self.note("record", "Recording the caller")
+        callback = self.resolve(verb.recording_status_callback, base) if verb.recording_status_callback else None
+        options = RecordingOptions(callback, verb.recording_status_callback_method, verb.recording_status_callback_events)
+        rec = engine.start_recording(self.call, SOURCE_RECORD_VERB, options)
+        self.note("record", "Recording the caller", recording_sid=rec.sid)
         spoken = min(s.record_seconds, verb.max_length)
-        yield Sleep(spoken)
-        pressed = self.engine.take_digits(self.call, scripted=False)
-        finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
-        if not finished_with and spoken < verb.max_length:
-            yield Sleep(verb.timeout)
-        recording_sid = new_sid("RE")
-        url = f"{s.public_url.rstrip('/')}/2010-04-01/Accounts/{self.call.account_sid}/Recordings/{recording_sid}"
-        self.note("record", f"Recorded {int(spoken)} s", recording_url=url, duration=int(spoken))
+        started = engine.clock.now()
         action = self.resolve(verb.action, base)
+        try:
+            yield Sleep(spoken)
+            pressed = engine.take_digits(self.call, scripted=False)
+            finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
+            if not finished_with and spoken < verb.max_length:
+                yield Sleep(verb.timeout)
+        except Interrupt as exc:
+            # The caller hung up while recording: Twilio keeps what was said and still requests the action.
+            heard = engine.clock.now() - started
+            scale = s.time_scale or 1.0
+            rec = engine.finish_recording(self.call, rec.sid, min(spoken, heard / scale)) or rec
+            if exc.kind == "hangup" and action:
+                yield Fetch(action, verb.method, tuple(_recording_params(engine, rec)))
+            raise
+        rec = engine.finish_recording(self.call, rec.sid, spoken) or rec
+        self.note("record", f"Recorded {rec.duration} s", recording_url=engine.recording_url(rec), duration=rec.duration)
         if action is None:
             if verb.action:
                 yield End()
             return None
-        extra = [("RecordingUrl", url), ("RecordingSid", recording_sid), ("RecordingDuration", str(int(spoken)))]
+        extra = _recording_params(engine, rec)
         if finished_with:
             extra.append(("Digits", finished_with))
         return Source(url=action, method=verb.method, extra=tuple(extra))
+
+
+def _recording_params(engine: Engine, rec: Any) -> list[tuple[str, str]]:
+    """What `<Record>`'s action gets about the recording."""
+    return [("RecordingUrl", engine.recording_url(rec)), ("RecordingSid", rec.sid), ("RecordingDuration", str(rec.duration or 0))]
 
 
 _HANDLERS: dict[type, Callable[..., Generator[Command, Any, Any]]] = {
@@ -439,6 +481,11 @@ _HANDLERS: dict[type, Callable[..., Generator[Command, Any, Any]]] = {
     verbs.Record: CallRunner._record,
     verbs.Room: CallRunner._room,
 }
+
+
+def _ignored(_: str) -> str:
+    """Input the <Gather>'s `input` does not take: consumed, and dropped."""
+    return ""
 
 
 def _take_digits(keys: str, num_digits: int | None, finish_on_key: str) -> tuple[str, str | None, bool]:

@@ -32,3 +32,16 @@ MAX_DOCUMENT_CHAIN = 50
 #: No emulated wait is longer than a call can last; the scheduler also caps what it is given,
 #: so no value (times EMULATOR_TIME_SCALE) can overflow the clock.
 MAX_DELAY_SECONDS = 10 * 365 * 86_400.0
+
+#: Webhook connection overrides (`#ct=…&rt=…&tt=…&rc=…&rp=…`): (default, low, high), in
+#: milliseconds or a count; the retry policies and the default one.
+CONNECT_TIMEOUT_MS = (5_000, 100, 10_000)
+READ_TIMEOUT_MS = (15_000, 100, 15_000)
+TOTAL_TIME_MS = (15_000, 100, 15_000)
+RETRY_COUNT = (1, 0, 5)
+RETRY_POLICIES = ("4xx", "5xx", "rt", "ct", "all")
+DEFAULT_RETRY_POLICY = ("ct",)
+
+#: `SendDigits`: at most 32 keys. `MachineDetectionTimeout`: 3 to 59 seconds, default 30.
+MAX_SEND_DIGITS = 32
+MACHINE_DETECTION_TIMEOUT = (30, 3, 59)

@@ -114,14 +114,14 @@ class Room:
 
 @dataclass(frozen=True)
 class Dial:
-    """<Dial>: one `leg`, or a `room` to wait in."""
+    """<Dial>: its `legs` (rung at once), or a `room` to wait in."""
 
     action: str | None = None
     method: str = "POST"
     timeout: int = limits.DIAL_DEFAULT_TIMEOUT
     time_limit: int = limits.DEFAULT_TIME_LIMIT
     caller_id: str | None = None
-    leg: Leg | None = None
+    legs: tuple[Leg, ...] = ()
     room: Room | None = None
     warnings: tuple[AttrWarning, ...] = ()
 
@@ -146,6 +146,9 @@ class Record:
     timeout: int = limits.RECORD_DEFAULT_TIMEOUT
     finish_on_key: str = "1234567890*#"
     play_beep: bool = True
+    recording_status_callback: str | None = None
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)
     warnings: tuple[AttrWarning, ...] = ()
 
 
@@ -284,15 +287,10 @@ def _dial(el: ET.Element) -> Dial:
     nouns = list(el)
     room = next((Room("conference" if n.tag == "Conference" else "queue", _text(n)) for n in nouns if n.tag in ("Conference", "Queue")), None)
     targets = [n for n in nouns if n.tag in ("Number", "Client", "Sip")]
-    leg = None
+    legs: tuple[Leg, ...] = ()
     if room is None:
-        if targets:
-            leg = _leg(targets[0])
-            if len(targets) > 1:
-                a.warnings.append((0, "Only the first noun of a multi-target <Dial> is dialed by the emulator"))
-        else:
-            leg = Leg((el.text or "").strip())
-    return Dial(a.text("action"), a.method(code=13210, verb="Dial"), timeout, time_limit, el.get("callerId") or None, leg, room, tuple(a.warnings))
+        legs = tuple(_leg(n) for n in targets) if targets else (Leg((el.text or "").strip()),)
+    return Dial(a.text("action"), a.method(code=13210, verb="Dial"), timeout, time_limit, el.get("callerId") or None, legs, room, tuple(a.warnings))
 
 
 def _enqueue(el: ET.Element) -> Enqueue:
@@ -309,6 +307,9 @@ def _record(el: ET.Element) -> Record:
         timeout=a.integer("timeout", limits.RECORD_DEFAULT_TIMEOUT, 1, MAX, 13611, "Record"),
         finish_on_key=a.text("finishOnKey", "1234567890*#") or "",
         play_beep=el.get("playBeep", "true") != "false",
+        recording_status_callback=a.text("recordingStatusCallback") or None,
+        recording_status_callback_method=a.method("recordingStatusCallbackMethod"),
+        recording_status_callback_events=tuple((el.get("recordingStatusCallbackEvent") or "completed").replace(",", " ").split()),
         warnings=tuple(a.warnings),
     )
 

@@ -19,6 +19,8 @@ ACCOUNT_SID = "AC" + "5e" * 16
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 NUMBER = "+15555550100"
 CALLER = "+15555550123"
+#: The test account's verified caller ID (a `From` CreateCall accepts besides NUMBER).
+VERIFIED = "+15555550199"
 
 
 @dataclass
@@ -126,6 +128,7 @@ def make_emulator(receiver: Receiver, **overrides: Any):
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_PHONE_NUMBER": NUMBER,
+        "EMULATOR_VERIFIED_CALLER_IDS": VERIFIED,
         "EMULATOR_VOICE_URL": receiver.url + "/voice",
         "EMULATOR_STATUS_CALLBACK": receiver.url + "/status",
         "EMULATOR_INBOUND_HANGUP_AFTER": "0",
@@ -135,9 +138,37 @@ def make_emulator(receiver: Receiver, **overrides: Any):
     config.update(overrides)
     app = create_app(config)
     handle = serve_in_thread(app)
+    app.extensions["emulator"].settings.public_url = handle.url  # RecordingUrls point here
     client = Client(ACCOUNT_SID, AUTH_TOKEN)
     client.api.base_url = handle.url
     return Emu(handle.url, app, clock, client), handle
+
+
+def openapi_to_jsonschema(node, components):
+    """OpenAPI 3.0 → JSON Schema: `nullable` becomes a null type, `$ref`s are inlined."""
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(n, components) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        return openapi_to_jsonschema(components[name], components)
+    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items() if k not in ("nullable", "x-twilio", "example", "examples")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = list(out["enum"]) + [None]
+    if "format" in out:
+        out.pop("format")
+    return out
+
+
+def spec_schema(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    """The spec's component schema `name` as a JSON Schema."""
+    import copy
+
+    components = spec["components"]["schemas"]
+    return openapi_to_jsonschema(copy.deepcopy(components[name]), components)
 
 
 def twiml(*verbs: str) -> str:

@@ -276,3 +276,78 @@ def test_later_webhooks_of_answered_inbound_call_say_in_progress(emu, receiver):
     assert receiver.on("/menu")[0].param("CallStatus") == "in-progress"
     assert receiver.on("/menu")[0].param("Digits") == "1"
     assert receiver.on("/next")[0].param("CallStatus") == "in-progress"
+
+
+# --------------------------------------------------------------------------- AMD and SendDigits
+
+
+@pytest.mark.parametrize(
+    "to,mode,decided_after,answered_by",
+    [
+        ("+15555550111", "Enable", 2, "human"),
+        ("+15555550189", "Enable", 2, "machine_start"),
+        ("+15555550190", "Enable", 2, "fax"),
+        ("+15555550189", "DetectMessageEnd", 8, "machine_end_beep"),
+        ("+15555550111", "DetectMessageEnd", 2, "human"),
+    ],
+)
+def test_machine_detection_holds_the_twiml_until_answered_by_is_known(emu, receiver, validator, to, mode, decided_after, answered_by):
+    call = outbound(emu, receiver, to=to, machine_detection=mode)
+    emu.advance(1)
+    assert status(emu, call.sid) == "in-progress"
+    emu.advance(decided_after - 0.5)
+    assert receiver.on("/voice") == []
+    emu.advance(0.5)
+    (voice,) = receiver.on("/voice")
+    assert voice.param("AnsweredBy") == answered_by
+    assert voice.param("MachineDetectionDuration") == str(decided_after * 1000)
+    assert_signed(voice, validator)
+    assert emu.client.calls(call.sid).fetch().answered_by == answered_by
+    emu.advance(2)
+    assert receiver.on("/status")[-1].param("AnsweredBy") == answered_by
+
+
+def test_machine_detection_timeout_answers_unknown(emu, receiver):
+    outbound(emu, receiver, to="+15555550189", machine_detection="DetectMessageEnd", machine_detection_timeout=3)
+    emu.advance(4)
+    (voice,) = receiver.on("/voice")
+    assert (voice.param("AnsweredBy"), voice.param("MachineDetectionDuration")) == ("unknown", "3000")
+
+
+def test_async_amd_runs_the_twiml_at_once_and_posts_the_result(emu, receiver, validator):
+    receiver.answer("/voice", twiml("<Pause length='10'/>"))
+    call = outbound(emu, receiver, to="+15555550189", machine_detection="Enable", async_amd="true",
+                    async_amd_status_callback=receiver.url + "/amd")
+    emu.advance(1)
+    (voice,) = receiver.on("/voice")
+    assert voice.param("AnsweredBy") is None
+    assert receiver.on("/amd") == []
+    emu.advance(2)
+    (amd,) = receiver.on("/amd")
+    assert amd.params == {"AccountSid": call.account_sid, "CallSid": call.sid, "AnsweredBy": "machine_start", "MachineDetectionDuration": "2000"}
+    assert_signed(amd, validator)
+    assert emu.client.calls(call.sid).fetch().answered_by == "machine_start"
+
+
+def test_send_digits_reach_the_called_party_before_the_twiml_and_override_amd(emu, receiver):
+    receiver.answer("/voice", twiml("<Say>Extension reached</Say>"))
+    call = outbound(emu, receiver, send_digits="W1234#", machine_detection="Enable")
+    emu.advance(1)
+    digits = [line for line in emu.transcript(call.sid) if line["kind"] == "digits"]
+    assert [line["digits"] for line in digits] == ["W1234#"]
+    assert digits[0]["t"] == 1.0
+    emu.advance(3)  # W (1 s) and five keys (0.5 s each)
+    assert receiver.on("/voice") == []
+    emu.advance(0.5)
+    (voice,) = receiver.on("/voice")
+    assert voice.param("AnsweredBy") is None
+    assert emu.said(call.sid) == ["Extension reached"]
+
+
+def test_bad_amd_and_send_digits_values_are_refused(emu, receiver):
+    for kwargs in ({"machine_detection": "Maybe"}, {"machine_detection": "Enable", "machine_detection_timeout": 60},
+                   {"machine_detection": "Enable", "async_amd": "sometimes"}, {"send_digits": "12x"}, {"send_digits": "1" * 33}):
+        with pytest.raises(TwilioRestException) as err:
+            outbound(emu, receiver, **kwargs)
+        assert (err.value.status, err.value.code) == (400, 20001), kwargs
+    assert emu.client.calls.list() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import requests
 from flask import Flask
 
@@ -163,3 +165,92 @@ def test_real_clock_with_tiny_timings_runs_a_call(receiver):
     finally:
         handle.stop()
         emu.engine.stop()
+
+
+def test_incoming_caller_can_carry_forwarded_from_and_stir_verstat(emu, receiver):
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "forwarded_from": "+15555550142",
+                                                               "stir_verstat": "TN-Validation-Passed-A"}, auth=AUTH, timeout=5)
+    assert resp.status_code == 201
+    sid = resp.json()["call_sid"]
+    emu.advance(0)
+    (voice,) = receiver.on("/voice")
+    assert (voice.param("ForwardedFrom"), voice.param("StirVerstat")) == ("+15555550142", "TN-Validation-Passed-A")
+    call = emu.client.calls(sid).fetch()
+    assert (call.forwarded_from, call.stir_verstat) == ("+15555550142", "TN-Validation-Passed-A")
+    plain = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(0)
+    assert "ForwardedFrom" not in receiver.on("/voice")[-1].params and emu.client.calls(plain).fetch().stir_verstat is None
+    for bad in ({"forwarded_from": "not a number"}, {"stir_verstat": "Passed"}, {"speech": ["x" * 501]}, {"speech": [1]}):
+        assert requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, **bad}, auth=AUTH, timeout=5).status_code == 400, bad
+
+
+def test_cli_ring_with_speech_forwarded_from_and_stir_verstat(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard'/>"))
+    cli_app = create_app({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "EMULATOR_URL": emu.url})
+    result = cli_app.test_cli_runner().invoke(args=["ring", "--from", CALLER, "--speech", "sales|yes", "--forwarded-from", "+15555550142",
+                                                    "--stir-verstat", "No-TN-Validation"])
+    assert result.exit_code == 0, result.output
+    emu.advance(2)
+    (heard,) = receiver.on("/heard")
+    assert (heard.param("SpeechResult"), heard.param("StirVerstat"), heard.param("ForwardedFrom")) == ("sales", "No-TN-Validation", "+15555550142")
+
+
+def test_console_pages_have_the_panels_look_a_csp_and_no_scripts(emu, receiver):
+    receiver.answer("/voice", twiml("<Record action='/done' maxLength='2'/>"))
+    sid = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "caller_name": "<b>Eve</b>"}, auth=AUTH, timeout=5).json()["call_sid"]
+    emu.advance(1)
+    for path in ("/", f"/emulator/calls/{sid}", "/webhooks", f"/webhooks?call_sid={sid}"):
+        page = requests.get(emu.url + path, timeout=5)
+        assert page.status_code == 200, path
+        csp = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "script-src" not in csp and "form-action 'self'" in csp
+        assert "<script" not in page.text and " style=" not in page.text and "<style" not in page.text
+        assert 'href="/emulator/static/panel.css"' in page.text and 'http-equiv="refresh"' in page.text
+        assert "<b>Eve</b>" not in page.text
+    stylesheet = requests.get(emu.url + "/emulator/static/panel.css", timeout=5)
+    assert stylesheet.status_code == 200 and ".topbar" in stylesheet.text
+    assert requests.get(emu.url + "/emulator/static/console.css", timeout=5).status_code == 200
+    emu.advance(10)
+    ended = requests.get(emu.url + f"/emulator/calls/{sid}", timeout=5)
+    assert 'http-equiv="refresh"' not in ended.text  # an ended call no longer changes
+    assert "<audio controls" in ended.text and "/Recordings/RE" in ended.text
+
+
+def test_console_pages_through_calls_and_links_to_the_panel(receiver):
+    emu, handle = make_emulator(receiver, EMULATOR_PANEL_URL="http://127.0.0.1:5000/")
+    try:
+        sids = [emu.engine.incoming(from_=CALLER).sid for _ in range(51)]
+        first = requests.get(emu.url + "/", timeout=5).text
+        assert sids[-1] in first and sids[0] not in first and 'rel="next"' in first
+        second = requests.get(emu.url + "/?page=2", timeout=5).text
+        assert sids[0] in second and sids[-1] not in second and 'rel="prev"' in second
+        assert f'href="http://127.0.0.1:5000/admin/calls/{sids[0]}"' in second
+        assert requests.get(emu.url + "/?page=99", timeout=5).status_code == 200
+    finally:
+        handle.stop()
+        emu.engine.stop()
+
+
+def test_console_bad_day_switch_and_replay_need_the_pages_token(emu, receiver):
+    page = requests.get(emu.url + "/", timeout=5).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert "Chaos: <strong>off</strong>" in page
+    refused = requests.post(emu.url + "/emulator/console/chaos", data={"preset": "bad-day"}, timeout=5, allow_redirects=False)
+    assert refused.status_code == 400 and emu.engine.chaos.active is False
+    resp = requests.post(emu.url + "/emulator/console/chaos", data={"preset": "bad-day", "csrf_token": token, "next": "/webhooks"},
+                         timeout=5, allow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/webhooks")
+    assert emu.engine.chaos.preset == "bad-day"
+    assert "Chaos: <strong>bad-day: duplicate 10%" in requests.get(emu.url + "/", timeout=5).text
+    off = requests.post(emu.url + "/emulator/console/chaos", data={"preset": "off", "csrf_token": token, "next": "https://evil.example/"},
+                        timeout=5, allow_redirects=False)
+    assert off.headers["Location"].endswith("/") and "evil" not in off.headers["Location"]
+    assert emu.engine.chaos.active is False
+    receiver.answer("/voice", twiml("<Say>Hi</Say>"))
+    emu.engine.incoming(from_=CALLER)
+    emu.advance(0)
+    (sent,) = emu.engine.inspector.recent()
+    assert requests.post(emu.url + f"/emulator/console/webhooks/{sent.id}/replay", timeout=5).status_code == 400
+    replayed = requests.post(emu.url + f"/emulator/console/webhooks/{sent.id}/replay", data={"csrf_token": token}, timeout=5, allow_redirects=False)
+    assert replayed.status_code == 303
+    assert len(receiver.on("/voice")) == 2

@@ -12,28 +12,18 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, NUMBER, twiml
+from emulator_testkit import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    NUMBER,
+    VERIFIED,
+    make_emulator,
+    openapi_to_jsonschema,
+    parse,
+    twiml,
+)
 
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
-
-
-def openapi_to_jsonschema(node, components):
-    """OpenAPI 3.0 → JSON Schema: `nullable` becomes a null type, `$ref`s are inlined."""
-    if isinstance(node, list):
-        return [openapi_to_jsonschema(n, components) for n in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        name = node["$ref"].rsplit("/", 1)[1]
-        return openapi_to_jsonschema(components[name], components)
-    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items() if k not in ("nullable", "x-twilio", "example", "examples")}
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-        if "enum" in out:
-            out["enum"] = list(out["enum"]) + [None]
-    if "format" in out:
-        out.pop("format")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +80,7 @@ def test_sdk_fetch_update_delete_round_trip(emu, receiver, call_schema):
     assert ended.status == "completed"
     emu.advance(2)
     final = emu.client.calls(call.sid).fetch()
-    assert final.duration == "0" and final.end_time is not None
+    assert final.duration == "0" and final.end_time is not None and final.price == "-0.01400"
     assert emu.client.calls(call.sid).delete() is True
     with pytest.raises(TwilioRestException) as err:
         emu.client.calls(call.sid).fetch()
@@ -129,18 +119,20 @@ def test_list_pages_walk_every_call_with_sdk(emu, receiver, list_schema):
 def test_list_filters(emu, receiver):
     receiver.answer("/voice", twiml("<Pause length='60'/>"))
     busy = create(emu, receiver, to="+15555550186")
-    other = create(emu, receiver, to="+15555550112", from_="+15555550199")
+    other = create(emu, receiver, to="+15555550112", from_=VERIFIED)
     emu.advance(2)
     assert [c.sid for c in emu.client.calls.list(status="busy")] == [busy.sid]
     assert [c.sid for c in emu.client.calls.list(to="+15555550112")] == [other.sid]
-    assert [c.sid for c in emu.client.calls.list(from_="+15555550199")] == [other.sid]
+    assert [c.sid for c in emu.client.calls.list(from_=VERIFIED)] == [other.sid]
     assert {c.sid for c in emu.client.calls.list(start_time="2026-01-05")} == {busy.sid, other.sid}
     assert emu.client.calls.list(start_time="2026-01-06") == []
     from datetime import datetime
 
     assert len(emu.client.calls.list(start_time_after=datetime(2026, 1, 5, 8, tzinfo=UTC))) == 2
     assert emu.client.calls.list(start_time_before=datetime(2026, 1, 5, 8, tzinfo=UTC)) == []
-    assert len(emu.client.calls.list(end_time_after="2026-01-05")) == 1  # only the busy call has ended
+    assert emu.client.calls.list(end_time_after="2026-01-05") == []  # an unanswered (busy) call has no end_time
+    emu.client.calls(other.sid).update(status="completed")
+    assert [c.sid for c in emu.client.calls.list(end_time_after="2026-01-05")] == [other.sid]
     with pytest.raises(TwilioException):
         emu.client.calls.list(status="bogus")
 
@@ -188,6 +180,28 @@ def test_create_validation_errors(emu, receiver):
         assert body["message"]
     resp = raw(emu, "POST", CALLS, data={"To": "+15555550111", "From": NUMBER, "Url": "ftp://x/y"})
     assert resp.json()["message"] == "Url is not a valid URL: ftp://x/y"
+
+
+def test_from_must_be_an_owned_number_or_a_verified_caller_id(receiver):
+    emu, handle = make_emulator(receiver, EMULATOR_NUMBERS="+15555550101, +15555550102")
+    try:
+        owned = [create(emu, receiver, from_=number) for number in (NUMBER, "+15555550101", "+15555550102")]
+        assert all(call.phone_number_sid.startswith("PN") for call in owned)
+        assert len({call.phone_number_sid for call in owned}) == 3
+        assert create(emu, receiver, from_=VERIFIED).phone_number_sid.startswith("PN")
+        assert create(emu, receiver, to="client:bob", from_="client:alice").status == "queued"
+        assert create(emu, receiver, from_="+15005550006").status == "queued"  # Twilio's test From keeps its rule
+        with pytest.raises(TwilioRestException) as err:
+            create(emu, receiver, from_="+15555550177")
+        assert (err.value.status, err.value.code) == (400, 21210)
+        assert "The source phone number provided, +15555550177, is not yet verified for your account" in err.value.msg
+        with pytest.raises(TwilioRestException) as err:
+            create(emu, receiver, from_="+15005550001")
+        assert err.value.code == 21212
+        assert len(emu.client.calls.list()) == 6
+    finally:
+        handle.stop()
+        emu.engine.stop()
 
 
 def test_sdk_raises_rest_exception_with_code_and_status(emu, receiver):
@@ -250,3 +264,95 @@ def test_repeated_status_callback_event_keys_are_all_honoured(emu, receiver):
     assert resp.status_code == 201
     emu.advance(2)
     assert receiver.statuses(resp.json()["sid"], "/cb") == [(0, "ringing"), (1, "in-progress"), (2, "completed")]
+
+
+def test_price_duration_and_times_as_the_spec_describes_them(receiver):
+    emu, handle = make_emulator(receiver, EMULATOR_PRICE_PER_MINUTE="0.0085")
+    try:
+        receiver.answer("/voice", twiml("<Pause length='61'/>"))
+        answered = create(emu, receiver)
+        busy = create(emu, receiver, to="+15555550186")
+        unanswered = create(emu, receiver, to="+15555550187", timeout=10)
+        queued = create(emu, receiver)
+        emu.client.calls(queued.sid).update(status="canceled")
+        emu.advance(2)
+        live = emu.client.calls(answered.sid).fetch()
+        assert (live.status, live.duration, live.end_time, live.price, live.price_unit) == ("in-progress", None, None, None, "USD")
+        assert live.start_time is not None and live.queue_time == "0"
+        emu.advance(61)
+        done = emu.client.calls(answered.sid).fetch()
+        assert (done.status, done.duration, done.price, done.price_unit) == ("completed", "61", "-0.01700", "USD")  # two started minutes
+        assert (done.end_time - done.start_time).total_seconds() == 62  # rang 1 s, talked 61 s
+        for sid, status in ((busy.sid, "busy"), (unanswered.sid, "no-answer"), (queued.sid, "canceled")):
+            call = emu.client.calls(sid).fetch()
+            assert (call.status, call.duration, call.end_time, call.price) == (status, None, None, None), status
+        assert emu.client.calls(busy.sid).fetch().start_time is not None  # it was dialed
+        assert emu.client.calls(queued.sid).fetch().start_time is None  # it never was
+    finally:
+        handle.stop()
+        emu.engine.stop()
+
+
+def test_date_filters_accept_the_formats_the_spec_documents(emu, receiver):
+    receiver.answer("/voice", twiml("<Pause length='5'/>"))
+    call = create(emu, receiver)
+    emu.advance(10)  # dialed at 09:00:00 UTC, answered at 09:00:01, ended at 09:00:06
+
+    def listed(**params):
+        resp = raw(emu, "GET", CALLS, params=params)
+        assert resp.status_code == 200, resp.text
+        return [c["sid"] for c in resp.json()["calls"]]
+
+    assert listed(**{"StartTime<": "01/05/2026 02:00:01 MST"}) == [call.sid]  # the spec's example format
+    assert listed(**{"StartTime<": "01/05/2026 01:59:59 MST"}) == []
+    assert listed(**{"StartTime>": "01/05/2026"}) == [call.sid]
+    assert listed(**{"EndTime<": "2026-01-05 09:00:07.000"}) == [call.sid]  # the spec's other example format
+    assert listed(**{"EndTime>": "2026-01-05 09:00:07.000"}) == []
+    assert listed(StartTime="Mon, 05 Jan 2026 09:00:00 +0000") == [call.sid]  # RFC 2822, as Twilio writes dates
+    assert listed(StartTime="2026-01-05T09:00:00Z") == [call.sid]
+    assert listed(**{"StartTime>": "2026-01-05T10:00:00+01:00"}) == [call.sid]
+    for bad in ("yesterday", "13/45/2026", "01/05/2026 10:00 XYZ", "2026-02-30"):
+        resp = raw(emu, "GET", CALLS, params={"StartTime": bad})
+        assert (resp.status_code, resp.json()["code"]) == (400, 20001), bad
+
+
+def test_calls_paths_without_an_extension_answer_in_twilio_xml_form(emu, receiver):
+    receiver.answer("/voice", twiml("<Pause length='30'/>"))
+    base = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls"
+    # The legacy reference's curl examples, unchanged but for the host.
+    created = raw(emu, "POST", base, data={"Url": receiver.url + "/voice", "To": "+15555550111", "From": NUMBER})
+    assert created.status_code == 201 and created.headers["Content-Type"].startswith("application/xml")
+    assert created.text.startswith("<?xml version='1.0' encoding='UTF-8'?>")
+    call = parse(created.text).find("Call")
+    sid = call.findtext("Sid")
+    assert (call.findtext("Status"), call.findtext("Direction"), call.findtext("From"), call.findtext("ToFormatted")) == (
+        "queued", "outbound-api", NUMBER, "(555) 555-0111")
+    assert call.findtext("Uri") == f"{base}/{sid}"
+    assert "<StartTime/>" in created.text and call.findtext("StartTime") == ""  # empty, as Twilio writes it
+    assert call.find("SubresourceUris").findtext("Recordings") == f"{base}/{sid}/Recordings"
+    json_form = emu.client.calls(sid).fetch()
+    assert json_form.to == "+15555550111"
+    emu.advance(1)
+    for path in (f"{base}/{sid}", f"{base}/{sid}.xml"):
+        fetched = raw(emu, "GET", path)
+        assert fetched.status_code == 200
+        assert parse(fetched.text).find("Call").findtext("Status") == "in-progress"
+    listed = raw(emu, "GET", base + ".xml", params={"PageSize": 1})
+    calls = parse(listed.text).find("Calls")
+    assert (calls.get("page"), calls.get("pagesize"), calls.get("previouspageuri")) == ("0", "1", "")
+    assert calls.get("firstpageuri").startswith(base + "?") and calls.get("uri").startswith(base + "?")
+    assert [c.findtext("Sid") for c in calls.findall("Call")] == [sid]
+    ended = raw(emu, "POST", f"{base}/{sid}", data={"Status": "completed"})
+    assert parse(ended.text).find("Call").findtext("Status") == "completed"
+    assert raw(emu, "DELETE", f"{base}/{sid}").status_code == 204
+    missing = raw(emu, "GET", f"{base}/{sid}")
+    assert missing.status_code == 404
+    error = parse(missing.text).find("RestException")
+    assert [child.tag for child in error] == ["Code", "Message", "MoreInfo", "Status"]
+    assert (error.findtext("Code"), error.findtext("Status")) == ("20404", "404")
+    refused = raw(emu, "POST", base, data={"Url": receiver.url + "/voice", "From": NUMBER})
+    assert (refused.status_code, parse(refused.text).find("RestException").findtext("Code")) == (400, "21201")
+    unauthenticated = requests.get(emu.url + base, timeout=5)
+    assert unauthenticated.status_code == 401
+    assert parse(unauthenticated.text).find("RestException").findtext("Detail") == "Your AccountSid or AuthToken was incorrect."
+    assert raw(emu, "GET", base + ".json").headers["Content-Type"].startswith("application/json")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from emulator_testkit import CALLER, NUMBER, assert_signed, twiml
+import requests
+
+from emulator_testkit import ACCOUNT_SID, AUTH_TOKEN, CALLER, NUMBER, assert_signed, twiml
 
 
 def ring(emu, receiver, doc, **kwargs):
@@ -120,7 +122,7 @@ def test_reject_leaves_inbound_call_unanswered(emu, receiver):
     emu.advance(1)
     call = emu.client.calls(sid).fetch()
     assert call.status == "busy"
-    assert call.duration == "0"
+    assert (call.duration, call.end_time, call.price) == (None, None, None)  # never answered
     (final,) = receiver.on("/status")
     assert final.param("CallStatus") == "busy"
 
@@ -298,3 +300,90 @@ def test_get_voice_webhook_is_signed_with_query(emu, receiver, validator):
     (hit,) = receiver.on("/voice")
     assert hit.method == "GET" and hit.param("lang") == "en" and hit.param("CallStatus") == "in-progress"
     assert_signed(hit, validator)
+
+
+def test_dial_with_several_nouns_rings_them_all_and_connects_the_first_to_answer(emu, receiver, validator):
+    events = "statusCallbackEvent='initiated ringing answered completed'"
+    sid = ring(emu, receiver, twiml(
+        "<Dial action='/dialed' timeout='20'>",
+        f"<Number statusCallback='/never' {events}>+15555550187</Number>",
+        f"<Number statusCallback='/busy' {events}>+15555550186</Number>",
+        f"<Client statusCallback='/bob' {events}>bob</Client>",
+        f"<Sip statusCallback='/desk' {events}>sip:desk@pbx.example</Sip>",
+        "</Dial>",
+    ))
+    emu.advance(0)
+    legs = {leg.to: leg for leg in emu.client.calls.list(parent_call_sid=sid)}
+    assert set(legs) == {"+15555550187", "+15555550186", "client:bob", "sip:desk@pbx.example"}
+    assert {leg.status for leg in legs.values()} == {"ringing"}
+    emu.advance(1.2)  # busy at 1 s; bob (the third noun) answers at 1.2 s, before the desk at 1.3 s
+    status_of = {to: emu.client.calls(leg.sid).fetch().status for to, leg in legs.items()}
+    assert status_of == {"+15555550187": "canceled", "+15555550186": "busy", "client:bob": "in-progress", "sip:desk@pbx.example": "canceled"}
+    assert receiver.on("/dialed") == []
+    emu.advance(5)  # bob talks for EMULATOR_DIAL_TALK_SECONDS
+    (action,) = receiver.on("/dialed")
+    assert (action.param("DialCallStatus"), action.param("DialCallSid"), action.param("DialCallDuration")) == ("completed", legs["client:bob"].sid, "5")
+    for path, statuses in (("/never", ["initiated", "ringing", "canceled"]), ("/busy", ["initiated", "ringing", "busy"]),
+                           ("/bob", ["initiated", "ringing", "in-progress", "completed"]), ("/desk", ["initiated", "ringing", "canceled"])):
+        hits = receiver.on(path)
+        assert [h.param("CallStatus") for h in hits] == statuses, path
+        assert [int(h.param("SequenceNumber")) for h in hits] == list(range(len(statuses)))
+        assert {h.param("ParentCallSid") for h in hits} == {sid}
+        for hit in hits:
+            assert_signed(hit, validator)
+
+
+def test_dial_with_several_nouns_none_answering(emu, receiver):
+    receiver.answer("/dialed", twiml("<Pause length='60'/>"))
+    sid = ring(emu, receiver, twiml("<Dial action='/dialed' timeout='5'><Number>+15555550186</Number><Number>+15555550187</Number></Dial>"))
+    emu.advance(4)
+    assert receiver.on("/dialed") == []
+    emu.advance(1)
+    (action,) = receiver.on("/dialed")
+    assert action.param("DialCallStatus") == "no-answer" and "DialCallDuration" not in action.params
+    receiver.hits.clear()
+    emu.client.calls(sid).update(twiml=twiml(f"<Dial action='{receiver.url}/again'><Number>+15555550186</Number><Number>+15555550186</Number></Dial>"))
+    emu.advance(2)
+    assert receiver.on("/again")[0].param("DialCallStatus") == "busy"
+
+
+def test_speech_gather_delivers_what_the_caller_says(emu, receiver, validator):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard' timeout='5'><Say>How can we help?</Say></Gather>"))
+    receiver.answer("/heard", twiml("<Gather input='dtmf speech' action='/keys' numDigits='1'/>"))
+    resp = requests.post(emu.url + "/emulator/incoming", json={"from": CALLER, "speech": ["I need billing", "never used"], "digits": ",7"},
+                         auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert resp.status_code == 201
+    sid = resp.json()["call_sid"]
+    emu.advance(3)
+    (heard,) = receiver.on("/heard")
+    assert (heard.param("SpeechResult"), heard.param("Confidence"), heard.param("Digits")) == ("I need billing", "0.9", None)
+    assert_signed(heard, validator)
+    (keys,) = receiver.on("/keys")  # the second Gather takes dtmf and speech: the scripted key wins over the words
+    assert (keys.param("Digits"), keys.param("SpeechResult")) == ("7", None)
+    assert any(line["kind"] == "speech" and line["speech"] == "I need billing" for line in emu.transcript(sid))
+
+
+def test_live_speech_reaches_a_waiting_gather_and_silence_times_out(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather input='speech' action='/heard' timeout='10'/><Gather input='speech' timeout='3'/>",
+                                    "<Say>We did not hear you</Say><Pause length='30'/>"))
+    receiver.answer("/heard", twiml("<Gather input='speech' timeout='3' action='/again'/><Say>We did not hear you</Say><Pause length='30'/>"))
+    sid = emu.engine.incoming(from_=CALLER).sid
+    emu.advance(2)
+    resp = requests.post(f"{emu.url}/emulator/calls/{sid}/speech", json={"speech": "Operator please"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert resp.status_code == 202
+    emu.advance(1)
+    (heard,) = receiver.on("/heard")
+    assert heard.param("SpeechResult") == "Operator please"
+    emu.advance(3)
+    assert receiver.on("/again") == []
+    assert emu.said(sid) == ["We did not hear you"]
+    for bad in ({"speech": ""}, {"speech": "x" * 501}, {"speech": "bell\x07"}):
+        assert requests.post(f"{emu.url}/emulator/calls/{sid}/speech", json=bad, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).status_code == 400
+
+
+def test_a_dtmf_gather_ignores_speech(emu, receiver):
+    receiver.answer("/voice", twiml("<Gather action='/keys' timeout='2'/><Say>No keys</Say>"))
+    sid = emu.engine.incoming(from_=CALLER, speech=["hello"]).sid
+    emu.advance(3)
+    assert receiver.on("/keys") == []
+    assert emu.said(sid) == ["No keys"]

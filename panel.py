@@ -64,6 +64,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["status_class"] = status_class
     app.jinja_env.filters["pretty_xml"] = twiml.pretty
+    app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.globals["utcnow"] = utcnow
 
 
 @bp.get("/")
@@ -86,6 +88,22 @@ class LiveRow:
 def status_class(status: str) -> str:
     """CSS class for a status badge."""
     return "status-" + (status if status in STATUS_RANK else "unknown")
+
+
+def format_duration(seconds) -> str:
+    """A duration the same way everywhere (history, call page, live list; app.js ticks it in
+    the same words): "45 s", "4 min 05 s", "1 h 02 min 05 s"; "—" when unknown."""
+    if seconds is None:
+        return "—"
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {secs:02d} s"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
 
 
 def _live_rows(mine: bool = False) -> list[LiveRow]:

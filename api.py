@@ -1,7 +1,7 @@
 """JSON API for scripts, the panel and tests (HTTP Basic with the operator's credentials)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request, url_for
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
@@ -9,7 +9,7 @@ import actions
 import audit
 from auth import basic_auth_required
 from models import ACTIVE_STATUSES, MAX_PAGE, STATUS_RANK, Call, db
-from panel import viewers
+from panel import relay_recording, viewers
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -69,15 +69,28 @@ def list_calls():
 @bp.get("/calls/<sid>")
 @basic_auth_required
 def get_call(sid: str):
-    """One call with its recorded events (status timeline), operator actions, its handler and
-    the operators who have its page open."""
+    """One call with its recorded events (status timeline), operator actions, its handler,
+    the operators who have its page open, and what the caller did: `recordings` (each with a
+    `media_url` for its audio) and `gathered` (keys pressed, words said)."""
     call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
     return jsonify(
         **call.to_dict(),
         viewers=[operator.username for operator in viewers(call.sid)],
         events=[event.to_dict() for event in call.events],
         actions=[action.to_dict() for action in call.actions],
+        recordings=[dict(recording.to_dict(), media_url=url_for(
+            "api.recording_audio", sid=recording.recording_sid, fmt="mp3", _external=True)
+            if recording.has_media else None) for recording in call.recordings],
+        gathered=[answer.to_dict() for answer in call.gathered],
     )
+
+
+@bp.get("/recordings/<sid>.<fmt>")
+@basic_auth_required
+def recording_audio(sid: str, fmt: str):
+    """A recording's audio from Twilio (fmt: mp3 or wav), streamed; 404 if we have no such
+    recording or Twilio has no audio for it, 502 if Twilio cannot give it."""
+    return relay_recording(sid, fmt)
 
 
 # Operator actions for scripts: the same validation and record as the panel (actions.py).

@@ -26,6 +26,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -37,14 +38,18 @@ import call_control
 import twiml
 from audit import Actor
 from call_control import ControlError
+from call_records import RECORDING_SID_PATTERN
 from models import (
     ACTIVE_STATUSES,
     MAX_PAGE,
+    RECORDING_FINAL_STATUSES,
     STATUS_RANK,
     VIEWER_SECONDS,
     Call,
     CallEvent,
+    CallRecording,
     CallView,
+    GatherResult,
     OperatorAction,
     db,
     upsert_dialect,
@@ -262,7 +267,7 @@ def _call_context(call: Call) -> dict:
             transcript_error = str(error)
     stale = call.is_active and call.updated_at < utcnow() - timedelta(
         seconds=current_app.config["STALE_AFTER_SECONDS"])
-    polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
+    polling = _keeps_polling(call)
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
     timeline = status_timeline(events)
@@ -279,6 +284,12 @@ def _call_context(call: Call) -> dict:
         "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
         "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,
     }
+
+
+def _keeps_polling(call: Call) -> bool:
+    """A call's page polls while the call is live, and a little after (for the callbacks
+    that follow the end)."""
+    return call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
 
 
 def status_timeline(events: list[CallEvent]) -> list[CallEvent]:
@@ -298,12 +309,13 @@ def _render_call_page(call: Call, status: int = 200, values: dict | None = None)
     presets = twiml.presets(current_app.config["HOLD_MUSIC_URL"], hold_path=hold_path,
                             gathered_path=url_for("voice.gathered"),
                             recorded_path=url_for("voice.recorded"),
-                            status_path=url_for("voice.status"))
+                            status_path=url_for("voice.status"),
+                            recording_status_path=url_for("voice.recording_status"))
     values = values or {}
     return render_template(
         "call.html", presets=presets, values=values,
         twiml_text=values.get("twiml", presets[0].twiml),
-        max_twiml=twiml.MAX_TWIML_CHARS, **_call_context(call),
+        max_twiml=twiml.MAX_TWIML_CHARS, **_results_context(call), **_call_context(call),
     ), status
 
 
@@ -322,6 +334,109 @@ def call_live(sid: str):
     if _unchanged(context["fingerprint"]):
         return Response(status=204)
     return render_template("_call_live.html", **context)
+
+
+# -------------------------------------------------------------- what the caller did
+
+# A recording whose status callback has not come yet keeps its call's results polling this
+# long: Twilio processes the file after the call, usually within seconds.
+RECORDING_WAIT_SECONDS = 300
+
+
+def _results_context(call: Call) -> dict:
+    """The call page's "what the caller did" region: recordings and <Gather> answers."""
+    recordings = db.session.scalars(select(CallRecording).where(
+        CallRecording.call_sid == call.sid).order_by(CallRecording.id)).all()
+    gathered = db.session.scalars(select(GatherResult).where(
+        GatherResult.call_sid == call.sid).order_by(GatherResult.id)).all()
+    waiting_since = utcnow() - timedelta(seconds=RECORDING_WAIT_SECONDS)
+    polling = _keeps_polling(call) or any(
+        r.status not in RECORDING_FINAL_STATUSES and r.received_at > waiting_since
+        for r in recordings)
+    fingerprint = _fingerprint([
+        polling, [(r.recording_sid, r.status, r.duration, r.error_code) for r in recordings],
+        [answer.id for answer in gathered]])
+    return {"recordings": recordings, "gathered": gathered, "results_polling": polling,
+            "results_fingerprint": fingerprint}
+
+
+@bp.get("/admin/calls/<sid>/results")
+@login_required
+def call_results(sid: str):
+    """The call page's recordings and keys/words region alone, for htmx; 204 when nothing
+    changed (a playing recording is never interrupted by a poll)."""
+    call = _call_or_404(sid)
+    context = _results_context(call)
+    if _unchanged(context["results_fingerprint"]):
+        return Response(status=204)
+    return render_template("_call_results.html", call=call,
+                           poll_ms=current_app.config["PANEL_POLL_MS"], **context)
+
+
+def relay_recording(sid: str, fmt: str) -> Response:
+    """A recording's audio, fetched from Twilio with our credentials and streamed on: the
+    browser (and the CSP's media-src 'self') only ever sees our URL. At most
+    RECORDING_MAX_BYTES; 404 for a recording we do not have or Twilio has no audio for,
+    502 (504 on a timeout) when Twilio cannot give it."""
+    if fmt not in call_control.RECORDING_FORMATS or not RECORDING_SID_PATTERN.match(sid):
+        abort(404, description="No such recording: use RE… followed by .mp3 or .wav.")
+    recording = db.session.scalar(select(CallRecording).where(
+        CallRecording.recording_sid == sid))
+    if recording is None:
+        abort(404, description=f"No recording {sid} is recorded.")
+    if not recording.has_media:
+        abort(404, description=f"Twilio has no audio for recording {sid} ({recording.status}"
+                               + (f", error {recording.error_code}" if recording.error_code
+                                  else "") + ").")
+    try:
+        upstream = call_control.recording_media(sid, fmt, request.headers.get("Range"))
+    except ControlError as error:
+        code = 404 if error.http_status == 404 else 504 if error.timed_out else 502
+        abort(code, description=error.message)
+    limit = current_app.config["RECORDING_MAX_BYTES"]
+    kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    length = upstream.headers.get("Content-Length", "")
+    refusal = None
+    if not (kind.startswith("audio/") or kind == "application/octet-stream"):
+        refusal = f"Twilio answered with {kind[:60] or 'no content type'}, not audio."
+    elif length.isdigit() and int(length) > limit:
+        refusal = (f"The recording is {int(length):,} bytes; the panel plays at most "
+                   f"{limit:,} (RECORDING_MAX_BYTES).")
+    if refusal:
+        upstream.close()
+        abort(502, description=refusal)
+
+    def body():
+        sent = 0
+        try:
+            for chunk in upstream.iter_content(64 * 1024):
+                sent += len(chunk)
+                if sent > limit:
+                    current_app.logger.warning("Recording %s cut at %d bytes", sid, limit)
+                    return
+                yield chunk
+        finally:
+            upstream.close()
+
+    headers = {"Cache-Control": "private, max-age=3600",
+               "Accept-Ranges": upstream.headers.get("Accept-Ranges", "none")}
+    if "Content-Encoding" not in upstream.headers:  # else requests hands us decoded bytes
+        for name in ("Content-Length", "Content-Range"):
+            if name in upstream.headers:
+                headers[name] = upstream.headers[name]
+    response = Response(stream_with_context(body()), status=upstream.status_code,
+                        headers=headers, content_type=kind if kind.startswith("audio/")
+                        else call_control.RECORDING_FORMATS[fmt])
+    response.call_on_close(upstream.close)
+    return response
+
+
+@bp.get("/admin/recordings/<sid>.<fmt>")
+@login_required
+def recording_audio(sid: str, fmt: str):
+    """A recording's audio for the call page's player (mp3 or wav), through us: Twilio's
+    media may need our credentials, which never reach the page."""
+    return relay_recording(sid, fmt)
 
 
 # -------------------------------------------------------------- actions

@@ -97,11 +97,14 @@ class Preset:
 
 def presets(hold_music_url: str, hold_path: str = "/voice/hold",
             gathered_path: str = "/voice/gathered", recorded_path: str = "/voice/recorded",
-            status_path: str = "/status", transfer_to: str = "+15555550142") -> list[Preset]:
+            status_path: str = "/status", transfer_to: str = "+15555550142",
+            recording_status_path: str = "/voice/recording-status") -> list[Preset]:
     """The operator's presets; relative URLs in them are made absolute when sent.
 
     The transfer's <Number> reports its leg's progress to our status callback, so the
-    child leg shows under its parent in the live list (reference §4.1).
+    child leg shows under its parent in the live list (reference §4.1). The voicemail's
+    <Record> asks for the recording status callback too: Twilio's word that the file is
+    ready to play (its action may come before the file is), or that there is none.
     """
     def doc(*verbs: str) -> str:
         return f"{XML_DECLARATION}\n<Response>\n" + "".join(f"  {v}\n" for v in verbs) + "</Response>"
@@ -123,7 +126,10 @@ def presets(hold_music_url: str, hold_path: str = "/voice/hold",
         Preset("voicemail", "Voicemail", doc(
             "<Say>Please leave a message after the tone. Press the pound key when you are done.</Say>",
             f"<Record action={quoteattr(recorded_path)} method=\"POST\" maxLength=\"120\" "
-            "finishOnKey=\"#\" playBeep=\"true\"/>",
+            "finishOnKey=\"#\" playBeep=\"true\" "
+            f"recordingStatusCallback={quoteattr(recording_status_path)} "
+            "recordingStatusCallbackMethod=\"POST\" "
+            "recordingStatusCallbackEvent=\"completed absent\"/>",
         )),
         Preset("survey", "Feedback survey", doc(
             f"<Gather action={quoteattr(gathered_path)} method=\"POST\" numDigits=\"1\" timeout=\"10\">"

@@ -198,3 +198,31 @@ def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(make_app, tmp_p
         tables = {row[0] for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"calls", "call_events", "operator_actions"}  # exactly as it was
+
+
+def test_call_results_migration_steps_down_and_up_keeping_calls(app, database_url, twilio):
+    """c3decade0003: the recordings and <Gather> answers tables go with a step down (calls
+    stay) and come back empty with a step up; webhooks fill them again."""
+    sid = new_call_sid()
+    assert twilio.post("/voice", inbound_params(sid)).status_code == 200
+    assert twilio.post("/voice/gathered", inbound_params(sid, "in-progress", Digits="7")
+                       ).status_code == 200
+    with app.app_context():
+        config = migrate.get_config()
+        config.attributes["configure_logging"] = False
+        command.downgrade(config, "b2c0ffee0002")
+        engine = sa.create_engine(database_url)
+        with engine.connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+            assert connection.execute(sa.text("SELECT count(*) FROM calls")).scalar() == 1
+        engine.dispose()
+        assert not tables & {"call_recordings", "gather_results"}
+        command.upgrade(config, "c3decade0003")
+    assert revision_of(database_url) == "c3decade0003"
+    assert twilio.post("/voice/gathered", inbound_params(sid, "in-progress", Digits="8")
+                       ).status_code == 200
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        digits = connection.execute(sa.text("SELECT digits FROM gather_results")).scalars().all()
+    engine.dispose()
+    assert digits == ["8"]

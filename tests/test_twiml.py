@@ -29,7 +29,11 @@ def test_presets_use_the_verbs_they_promise():
     assert by_key["hold"].find("Play").text == HOLD_MUSIC
     assert by_key["say"].find("Say").text.startswith("An operator will be with you")
     assert by_key["transfer"].find("Dial/Number").text == "+15555550142"
-    assert by_key["voicemail"].find("Record").get("action") == "/voice/recorded"
+    record = by_key["voicemail"].find("Record")
+    assert record.get("action") == "/voice/recorded"
+    # Twilio's word that the file is ready (or that there is none) comes to us.
+    assert record.get("recordingStatusCallback") == "/voice/recording-status"
+    assert record.get("recordingStatusCallbackEvent") == "completed absent"
     gather = by_key["survey"].find("Gather")
     assert gather.get("action") == "/voice/gathered" and gather.get("numDigits") == "1"
     assert by_key["conference"].find("Dial/Conference").text == "switchboard-room"

@@ -175,11 +175,18 @@ def send_twiml(sid: str):
 @bp.post("/calls")
 @basic_auth_required
 def place_call():
-    """Place a call: {"to": "+1…", "from": optional, default TWILIO_PHONE_NUMBER}."""
+    """Place a call: {"to": "+1…", "from": optional, default TWILIO_PHONE_NUMBER, "answer":
+    "hold" (default: our hold loop) | "say" (with "message": read out, then the call ends) |
+    "url" (with "url": an http(s) URL or a path of ours, and "method": POST or GET)}."""
     body = _json_body()
     to = _string_field(body, "to")
     from_ = _string_field(body, "from", required=False)
-    return _answer(actions.place_call(to, from_, g.actor))
+    answer = _string_field(body, "answer", required=False)
+    return _answer(actions.place_call(
+        to, from_, g.actor, answer=answer,
+        message=_string_field(body, "message", required=answer == "say"),
+        url=_string_field(body, "url", required=answer == "url"),
+        method=_string_field(body, "method", required=False)))
 
 
 @bp.post("/sync")

@@ -99,13 +99,16 @@ def fetch(sid: str):
     return _calling(lambda: client().calls(sid).fetch())
 
 
-def place_call(to: str, from_: str, url: str, status_callback: str):
-    """Start an outbound call whose TwiML and status callbacks come back to us."""
+def place_call(to: str, from_: str, status_callback: str, url: str | None = None,
+               method: str | None = None, twiml: str | None = None):
+    """Start an outbound call that runs `twiml`, or fetches its TwiML from `url`, and whose
+    status callbacks come back to us."""
     return _calling(lambda: client().calls.create(
         to=to,
         from_=from_,
         url=url,
-        method="POST",
+        method=method,
+        twiml=twiml,
         status_callback=status_callback,
         status_callback_method="POST",
         status_callback_event=STATUS_CALLBACK_EVENTS,

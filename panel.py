@@ -23,6 +23,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -71,6 +72,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["pretty_xml"] = twiml.pretty
     app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.globals["utcnow"] = utcnow
+    app.jinja_env.globals["MAX_MESSAGE_CHARS"] = twiml.MAX_MESSAGE_CHARS
 
 
 @bp.get("/")
@@ -536,13 +538,20 @@ def release(sid: str):
 @bp.post("/admin/calls")
 @login_required
 def place_call():
-    """Place an outbound call; it is tracked like an inbound one."""
-    result = actions.place_call(request.form.get("to"), request.form.get("from") or None,
-                                _actor())
+    """Place an outbound call; it is tracked like an inbound one. Once answered it hears our
+    hold loop, a message (then the call ends), or the TwiML at a URL. A refusal shows the
+    live list again with what was typed."""
+    form = request.form
+    answer = form.get("answer") or "hold"
+    result = actions.place_call(form.get("to"), form.get("from") or None, _actor(),
+                                answer=answer, message=form.get("message"),
+                                url=form.get("url"), method=form.get("method"))
     flash(result.message, "ok" if result.ok else "error")
     if result.ok:
         return redirect(url_for("panel.call_page", sid=result.call_sid))
-    return redirect(url_for("panel.live"))
+    g.place_call_values = {key: form.get(key, "") for key in
+                           ("to", "from", "answer", "message", "url", "method")}
+    return live(), result.http_status
 
 
 @bp.post("/admin/sync")

@@ -8,7 +8,11 @@ from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import NullType
 
 # Twilio's call statuses, in the order a call moves through them. `initiated` is not a
 # REST status but the first status callback of an outbound call carries it (reference §4).
@@ -40,6 +44,30 @@ def upsert_dialect(dialect_name: str):
     """The SQLAlchemy dialect module whose insert() has ON CONFLICT (SQLite, PostgreSQL), or
     None for a database without it."""
     return {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
+
+
+class rare(ColumnElement):  # noqa: N801 (used like a SQL function)
+    """A condition few rows meet, said so to SQLite's query planner. Its statistics (after an
+    ANALYZE) average over all values: our own number fills to_number and NULL fills
+    parent_call_sid, so an equality on them looks unselective and SQLite scans the table,
+    although the values we look up are rare. PostgreSQL's statistics know better."""
+
+    inherit_cache = True
+    type = NullType()  # already a condition: no "= 1" added on SQLite
+    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, condition):
+        self.condition = condition
+
+
+@compiles(rare)
+def _rare(element, compiler, **kw):
+    return compiler.process(element.condition, **kw)
+
+
+@compiles(rare, "sqlite")
+def _rare_on_sqlite(element, compiler, **kw):
+    return f"likelihood({compiler.process(element.condition, **kw)}, 0.0001)"
 
 
 def utcnow() -> datetime:

@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import click
 from flask import (
@@ -35,6 +35,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
 import actions
+import audit
 import call_control
 import twiml
 from audit import Actor
@@ -53,6 +54,7 @@ from models import (
     GatherResult,
     OperatorAction,
     db,
+    rare,
     upsert_dialect,
     utcnow,
 )
@@ -181,17 +183,90 @@ def live_rows():
 
 # -------------------------------------------------------------- history
 
+# The directions Twilio gives a call, as the history's filter names them.
+DIRECTIONS = {"inbound": "Inbound", "outbound-api": "Placed by us",
+              "outbound-dial": "Dialed legs (transfers)"}
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """What the history is narrowed to; each is a query argument of its own."""
+
+    status: str = ""  # a Twilio status, or "live"
+    number: str = ""  # From or To: "+1555…" starts with it, other digits appear anywhere
+    name: str = ""  # the caller's name (CNAM) contains it, any case
+    since: date | None = None  # started on or after this day (UTC)
+    until: date | None = None  # started on or before this day (UTC)
+    direction: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> tuple[HistoryFilters, list[str]]:
+        """The filters in ?status=&number=&name=&from=&to=&direction=, and what was ignored
+        (a value we cannot use is dropped, never an error page)."""
+        ignored = []
+        status = args.get("status", "")
+        if status not in STATUS_RANK and status not in ("", "live"):
+            ignored.append(f"Ignored the status {status[:32]!r}: not a call status.")
+            status = ""
+        days = {}
+        for name, label in (("from", "From date"), ("to", "To date")):
+            try:
+                days[name] = audit.parse_day(args.get(name), name)
+            except audit.BadFilter:
+                ignored.append(f"Ignored the {label} {args.get(name)[:32]!r}: use a date like "
+                               "2026-11-23.")
+                days[name] = None
+        if days["from"] and days["to"] and days["from"] > days["to"]:
+            ignored.append("The From date is after the To date: no call can match.")
+        direction = args.get("direction", "")
+        if direction and direction not in DIRECTIONS:
+            ignored.append(f"Ignored the direction {direction[:32]!r}.")
+            direction = ""
+        return cls(status=status, number=args.get("number", "").strip()[:64],
+                   name=args.get("name", "").strip()[:64], since=days["from"],
+                   until=days["to"], direction=direction), ignored
+
+    def as_args(self) -> dict:
+        """The filters as query arguments (for links to other pages of the same list)."""
+        return {key: value for key, value in (
+            ("status", self.status), ("number", self.number), ("name", self.name),
+            ("from", self.since.isoformat() if self.since else ""),
+            ("to", self.until.isoformat() if self.until else ""),
+            ("direction", self.direction)) if value}
+
+    def conditions(self) -> list:
+        """The SQL conditions. Status and dates are served by the (status,) created_at, sid
+        indexes, a number starting with + by the number indexes."""
+        conditions = []
+        if self.status == "live":
+            conditions.append(Call.status.in_(ACTIVE_STATUSES))
+        elif self.status:
+            conditions.append(Call.status == self.status)
+        if self.number:
+            conditions.append(_number_condition(self.number))
+        if self.name:
+            conditions.append(Call.caller_name.ilike(_contains(self.name), escape="\\"))
+        if self.direction:
+            conditions.append(Call.direction == self.direction)
+        return conditions + audit.between_days(Call.created_at, self.since, self.until)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("_", r"\_").replace("%", r"\%") + "%"
+
+
 def _number_condition(raw: str):
-    """'+1555…' matches numbers starting with it (indexed); other input matches anywhere."""
+    """'+1555…' matches numbers starting with it (indexed); other input (digits, or a
+    client:/sip: address) matches anywhere in From or To."""
     value = actions.normalize_number(raw) if raw.strip().startswith("+") else raw.strip()
     if value.startswith("+"):
         upper = value + "\U0010ffff"
         return or_(and_(Call.from_number >= value, Call.from_number < upper),
                    and_(Call.to_number >= value, Call.to_number < upper))
-    digits = "".join(ch for ch in value if ch.isalnum() or ch in "@:._-")
-    pattern = "%" + digits.replace("_", r"\_").replace("%", r"\%") + "%"
-    return or_(Call.from_number.like(pattern, escape="\\"), Call.to_number.like(pattern, escape="\\"),
-               Call.caller_name.like(pattern, escape="\\"))
+    pattern = _contains("".join(ch for ch in value if ch.isalnum() or ch in "@:._-"))
+    return or_(Call.from_number.like(pattern, escape="\\"),
+               Call.to_number.like(pattern, escape="\\"))
 
 
 def page_number(raw: str | None) -> int:
@@ -202,16 +277,10 @@ def page_number(raw: str | None) -> int:
     return max(1, min(int(raw) if len(raw) <= 9 else MAX_PAGE, MAX_PAGE))
 
 
-def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PER_PAGE):
+def history_page(filters: HistoryFilters, page: int, per_page: int = HISTORY_PER_PAGE):
     """One page of calls, newest first: (calls, total). The page's SIDs come from the index
     alone, then only those rows are read, so the last page costs about what the first does."""
-    conditions = []
-    if status == "live":
-        conditions.append(Call.status.in_(ACTIVE_STATUSES))
-    elif status:
-        conditions.append(Call.status == status)
-    if number.strip():
-        conditions.append(_number_condition(number))
+    conditions = filters.conditions()
     total = db.session.scalar(select(func.count()).select_from(Call).where(*conditions))
     order = (Call.created_at.desc(), Call.sid.desc())
     sids = db.session.scalars(
@@ -223,24 +292,52 @@ def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PE
     return calls, total
 
 
+@dataclass
+class HistoryRow:
+    """A row of the history: a call, or one of its child legs (`under_parent`) right below
+    it. A leg whose parent is on another page stays in its own place, linked to the parent."""
+
+    call: Call
+    under_parent: bool = False
+
+
+def with_legs(calls: list[Call]) -> list[HistoryRow]:
+    """The page's calls with each one's child legs right under it (all its legs, whether or
+    not they match the filters: they are part of the call). One indexed query."""
+    on_page = {call.sid for call in calls}
+    heads = [call.sid for call in calls if call.parent_call_sid not in on_page]
+    legs: dict[str, list[Call]] = {}
+    for leg in db.session.scalars(select(Call).where(rare(Call.parent_call_sid.in_(heads)))
+                                  .order_by(Call.created_at, Call.sid)).all() if heads else []:
+        legs.setdefault(leg.parent_call_sid, []).append(leg)
+    attached = {leg.sid for group in legs.values() for leg in group}
+    rows = []
+    for call in calls:
+        if call.sid in attached:
+            continue
+        rows.append(HistoryRow(call))
+        rows.extend(HistoryRow(leg, under_parent=True) for leg in legs.get(call.sid, []))
+    return rows
+
+
 @bp.get("/admin/history")
 @login_required
 def history():
-    """Every call, newest first, paginated; filter by status and number."""
-    status = request.args.get("status", "")
-    if status not in STATUS_RANK and status not in ("", "live"):
-        status = ""
-    number = request.args.get("number", "")[:64]
+    """Every call, newest first, paginated, child legs under their parent; filters by status,
+    number, caller name, dates and direction."""
+    filters, ignored = HistoryFilters.from_args(request.args)
+    for message in ignored:
+        flash(message, "error")
     page = page_number(request.args.get("page"))
-    calls, total = history_page(status, number, page)
+    calls, total = history_page(filters, page)
     pages = max(1, -(-total // HISTORY_PER_PAGE))
     if page > pages and total:
-        return redirect(url_for("panel.history", status=status or None, number=number or None,
-                                page=pages))
+        return redirect(url_for("panel.history", page=pages, **filters.as_args()))
     stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
-    return render_template("history.html", calls=calls, total=total, page=page, pages=pages,
-                           status=status, number=number, statuses=list(STATUS_RANK),
-                           stale_before=stale_before, per_page=HISTORY_PER_PAGE)
+    return render_template("history.html", rows=with_legs(calls), total=total, page=page,
+                           pages=pages, filters=filters, statuses=list(STATUS_RANK),
+                           directions=DIRECTIONS, stale_before=stale_before,
+                           per_page=HISTORY_PER_PAGE)
 
 
 # -------------------------------------------------------------- one call
@@ -317,7 +414,9 @@ def _render_call_page(call: Call, status: int = 200, values: dict | None = None)
     return render_template(
         "call.html", presets=presets, values=values,
         twiml_text=values.get("twiml", presets[0].twiml),
-        max_twiml=twiml.MAX_TWIML_CHARS, **_results_context(call), **_call_context(call),
+        max_twiml=twiml.MAX_TWIML_CHARS, earlier_number=other_party(call),
+        earlier_calls=earlier_calls(call),
+        **_results_context(call), **_call_context(call),
     ), status
 
 
@@ -343,6 +442,7 @@ def call_live(sid: str):
 # A recording whose status callback has not come yet keeps its call's results polling this
 # long: Twilio processes the file after the call, usually within seconds.
 RECORDING_WAIT_SECONDS = 300
+EARLIER_CALLS = 5
 
 
 def _results_context(call: Call) -> dict:
@@ -439,6 +539,30 @@ def recording_audio(sid: str, fmt: str):
     """A recording's audio for the call page's player (mp3 or wav), through us: Twilio's
     media may need our credentials, which never reach the page."""
     return relay_recording(sid, fmt)
+
+
+def other_party(call: Call) -> str | None:
+    """The number on the other end of the line from us: the caller of an inbound call, the
+    callee of one we placed or dialed."""
+    inbound = not (call.direction or "").startswith("outbound")
+    number = call.from_number if inbound else call.to_number
+    return None if not number or number == current_app.config["TWILIO_PHONE_NUMBER"] else number
+
+
+def earlier_calls(call: Call, limit: int = EARLIER_CALLS) -> list[Call]:
+    """The last few calls with the same number before this one, newest first: the newest few
+    from it and the newest few to it, each through its own number index, then merged."""
+    number = other_party(call)
+    if number is None:
+        return []
+    before = or_(Call.created_at < call.created_at,
+                 and_(Call.created_at == call.created_at, Call.sid < call.sid))
+    found = {}
+    for column in (Call.from_number, Call.to_number):
+        found.update((c.sid, c) for c in db.session.scalars(
+            select(Call).where(rare(column == number), before)
+            .order_by(Call.created_at.desc(), Call.sid.desc()).limit(limit)))
+    return sorted(found.values(), key=lambda c: (c.created_at, c.sid), reverse=True)[:limit]
 
 
 # -------------------------------------------------------------- actions

@@ -1,6 +1,8 @@
-"""What the caller did on the call page, and placing a call with a choice of what the callee
-hears, in Chromium against the emulator."""
+"""What the caller did on the call page, placing a call with a choice of what the callee
+hears, and the history's filters, in Chromium against the emulator."""
 from __future__ import annotations
+
+import re
 
 import pytest
 import requests
@@ -8,6 +10,8 @@ from playwright.sync_api import Page, expect
 
 from .conftest import LIVE_TIMEOUT_MS
 from .test_panel_actions import open_live_call
+
+PHONE_WIDTH = 390
 
 
 @pytest.fixture
@@ -77,3 +81,69 @@ def test_placing_a_call_offers_what_the_callee_hears(panel: Page):
     expect(panel.get_by_label("To", exact=True)).to_have_value("+15555550195")
     expect(panel.get_by_role("radio", name="TwiML at a URL")).to_be_checked()
     expect(url).to_have_value("not a url")
+
+
+def test_history_filters_by_name_direction_and_dates(panel: Page, stack):
+    ada = stack.ring("+15555550196", caller_name="Ada Lovelace")
+    grace = stack.ring("+15555550197", caller_name="Grace Hopper")
+    for sid in (ada, grace):
+        expect(panel.locator(f"#live-calls tr[data-sid='{sid}']")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        stack.caller_hangs_up(sid)
+    panel.get_by_role("link", name="History").click()
+    panel.get_by_label("Caller name").fill("lovelace")
+    panel.get_by_label("Direction").select_option(label="Inbound")
+    today = panel.evaluate("new Date().toISOString().slice(0, 10)")
+    panel.get_by_label("From date").fill(today)
+    panel.get_by_label("To date").fill(today)
+    panel.get_by_role("button", name="Filter").click()
+    rows = panel.locator("table.calls tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Ada Lovelace")
+    assert "name=lovelace" in panel.url and "direction=inbound" in panel.url
+    expect(panel.get_by_label("Caller name")).to_have_value("lovelace")  # kept in the form
+
+    panel.get_by_label("Caller name").fill("")
+    panel.get_by_label("Number").fill("0197")
+    panel.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Grace Hopper")
+
+    panel.goto("/admin/history?from=2026-02-30&direction=sideways")
+    expect(panel.get_by_role("alert").first).to_contain_text("Ignored the From date")
+    expect(panel.get_by_role("alert").nth(1)).to_contain_text("Ignored the direction")
+    expect(panel.get_by_role("heading", name="Call history")).to_be_visible()
+
+
+def test_the_history_lists_a_transfer_under_its_call(panel: Page, stack):
+    sid = open_live_call(panel, stack, "+15555550198")
+    panel.get_by_label("Preset").select_option(label="Transfer to a number")
+    panel.get_by_role("button", name="Send TwiML").click()
+    expect(panel.locator(".legs")).to_contain_text("+15555550142", timeout=LIVE_TIMEOUT_MS)
+    stack.caller_hangs_up(sid)
+    panel.goto("/admin/history?number=%2B15555550198")
+    parent = panel.locator(f"tr[data-sid='{sid}']")
+    child = parent.locator("xpath=following-sibling::tr[1]")
+    expect(child).to_have_class(re.compile(r"\bdepth-1\b"))
+    expect(child).to_contain_text("outbound-dial")
+
+
+def test_what_this_branch_adds_fits_a_phone(panel: Page, stack):
+    """At 390 px nothing new scrolls sideways: the place-call form, the results and earlier
+    calls on a call page, the history's filters (its table scrolls inside its own box)."""
+    sid = stack.ring("+15555550199", caller_name="Someone With A Very Long Caller Name Indeed")
+    expect(panel.locator(f"#live-calls tr[data-sid='{sid}']")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    stack.caller_hangs_up(sid)
+    panel.set_viewport_size({"width": PHONE_WIDTH, "height": 800})
+    checks = {
+        "/admin": [".place-call", ".choices"],
+        f"/admin/calls/{sid}": ["#call-results", ".earlier-calls"],
+        "/admin/history": [".history-filters", ".table-scroll"],
+    }
+    for path, selectors in checks.items():
+        panel.goto(path)
+        for selector in selectors:
+            box = panel.locator(selector).first.bounding_box()
+            assert box is not None, (path, selector)
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH, (path, selector, box)
+            overflow = panel.locator(selector).first.evaluate("e => e.scrollWidth - e.clientWidth")
+            assert overflow <= 0 or selector == ".table-scroll", (path, selector, overflow)

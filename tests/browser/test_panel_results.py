@@ -1,5 +1,5 @@
-"""What the caller did on the call page, placing a call with a choice of what the callee
-hears, and the history's filters, in Chromium against the emulator."""
+"""What the caller did on the call page (keys, a voicemail's player), placing a call with a
+choice of what the callee hears, and the history's filters, in Chromium against the emulator."""
 from __future__ import annotations
 
 import re
@@ -43,6 +43,28 @@ def test_keys_the_caller_presses_show_on_the_call_page(panel: Page, stack):
     press(stack, sid, "4")
     expect(results.locator("kbd.digits")).to_have_text("4", timeout=LIVE_TIMEOUT_MS * 2)
     expect(results).to_contain_text("Pressed 4")
+
+
+def test_a_voicemail_gets_a_player_that_plays_it(panel: Page, quick_calls):
+    """Needs the emulator's recording status callback and recording media."""
+    stack = quick_calls
+    sid = open_live_call(panel, stack, "+15555550192")
+    panel.get_by_label("Preset").select_option(label="Voicemail")
+    panel.get_by_role("button", name="Send TwiML").click()
+    expect(panel.locator(".transcript")).to_contain_text("Recording the caller")
+    press(stack, sid, "#")
+    results = panel.locator("#call-results")
+    audio = results.locator("audio")
+    expect(audio).to_have_count(1, timeout=10_000)
+    expect(results).not_to_contain_text("Twilio may still be preparing", timeout=10_000)
+    sources = audio.locator("source")
+    expect(sources.first).to_have_attribute("src", re.compile(r"^/admin/recordings/RE[0-9a-f]{32}\.mp3$"))
+    handle = audio.element_handle()
+    handle.evaluate("a => { a.preload = 'auto'; a.load(); }")
+    panel.wait_for_function("a => a.readyState >= 1 || a.error !== null", arg=handle)
+    assert handle.evaluate("a => a.error && a.error.code") is None
+    assert handle.evaluate("a => a.duration") > 0
+    assert handle.evaluate("a => a.currentSrc").startswith(stack.url + "/admin/recordings/")
 
 
 @pytest.mark.usefixtures("quick_calls")

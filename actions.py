@@ -311,11 +311,21 @@ def release(sid: str, actor: Actor) -> ActionResult:
 
 # -------------------------------------------------------------- place a call
 
-def place_call(to: str | None, from_: str | None, actor: Actor) -> ActionResult:
-    """Start an outbound call that fetches our /voice and reports to our /status."""
+# What the person a placed call reaches gets once they answer: our hold loop, a message read
+# out (then the call ends), or TwiML fetched from a URL (absolute, or a path of ours).
+PLACE_ANSWERS = ("hold", "say", "url")
+
+
+def place_call(to: str | None, from_: str | None, actor: Actor, answer: str | None = None,
+               message: str | None = None, url: str | None = None,
+               method: str | None = None) -> ActionResult:
+    """Start an outbound call that reports to our /status; once answered it hears our hold
+    loop (`answer` "hold", the default), `message` and then the end ("say"), or the TwiML at
+    `url` ("url", fetched with `method`)."""
     to_number = normalize_number(to)
     from_number = normalize_number(from_) if from_ else current_app.config["TWILIO_PHONE_NUMBER"]
-    params = {"to": to_number, "from": from_number}
+    answer = answer or "hold"
+    params = {"to": to_number, "from": from_number, "answer": answer}
     if not (_PHONE.match(to_number) or _ADDRESS.match(to_number)):
         message = "To must be a phone number in E.164 form, like +15555550123."
         return _refused_place(actor, params, message)
@@ -324,15 +334,40 @@ def place_call(to: str | None, from_: str | None, actor: Actor) -> ActionResult:
     if not (_PHONE.match(from_number) or _ADDRESS.match(from_number)):
         return _refused_place(actor, params,
                               "From must be a phone number in E.164 form, like +15555550100.")
+    if answer not in PLACE_ANSWERS:
+        params["answer"] = answer[:32]
+        return _refused_place(actor, params, "The answer must be one of: hold, say, url.")
     try:
         base = public_base_url()
     except ControlError as error:
         return _refused_place(actor, params, error.message)
-    params["url"] = base + url_for("voice.voice")
+    document = None
+    if answer == "say":
+        params["message"] = (message or "").strip()
+        try:
+            document = twiml.say_then_hang_up(message or "")
+        except twiml.TwimlError as error:
+            return _refused_place(actor, params, str(error))
+    else:
+        params["method"] = method = (method or "POST").upper()
+        if answer == "hold":
+            params["url"] = base + url_for("voice.hold")
+        else:
+            params["url"] = url or ""
+            if method not in REDIRECT_METHODS:
+                return _refused_place(actor, params, "Method must be POST or GET.")
+            if not url or not url.strip():
+                return _refused_place(actor, params, "A TwiML URL is required.")
+            try:
+                params["url"] = twiml.absolute_url(url, base, rooted=True)
+            except twiml.TwimlError as error:
+                return _refused_place(actor, params,
+                                      f"The TwiML URL must be an http(s) URL: {error}")
     params["status_callback"] = base + url_for("voice.status")
     try:
-        instance = call_control.place_call(to_number, from_number, params["url"],
-                                           params["status_callback"])
+        instance = call_control.place_call(to_number, from_number, params["status_callback"],
+                                           url=params.get("url"), method=params.get("method"),
+                                           twiml=document)
     except ControlError as error:
         message = (f"Twilio refused: {error.message} (error {error.code})" if error.code
                    else error.message)

@@ -1,7 +1,7 @@
 """JSON API for scripts, the panel and tests (HTTP Basic with the operator's credentials)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
@@ -11,7 +11,7 @@ import call_control
 from auth import basic_auth_required
 from journey import journey as journey_of
 from models import MAX_PAGE, STATUS_RANK, Call, db
-from panel import viewers
+from panel import relay_recording, viewers
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -71,14 +71,19 @@ def list_calls():
 @bp.get("/calls/<sid>")
 @basic_auth_required
 def get_call(sid: str):
-    """One call with its recorded events (status timeline), operator actions, its handler and
-    the operators who have its page open."""
+    """One call with its recorded events (status timeline), operator actions, its handler,
+    the operators who have its page open, and what the caller did: `recordings` (each with a
+    `media_url` for its audio) and `gathered` (keys pressed, words said)."""
     call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
     return jsonify(
         **call.to_dict(),
         viewers=[operator.username for operator in viewers(call.sid)],
         events=[event.to_dict() for event in call.events],
         actions=[action.to_dict() for action in call.actions],
+        recordings=[dict(recording.to_dict(), media_url=url_for(
+            "api.recording_audio", sid=recording.recording_sid, fmt="mp3", _external=True)
+            if recording.has_media else None) for recording in call.recordings],
+        gathered=[answer.to_dict() for answer in call.gathered],
     )
 
 
@@ -99,6 +104,12 @@ def get_journey(sid: str):
     entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard,
                          current_app.config["HOLD_MUSIC_URL"])
     return jsonify(call_sid=call.sid, entries=[entry.to_dict() for entry in entries])
+@bp.get("/recordings/<sid>.<fmt>")
+@basic_auth_required
+def recording_audio(sid: str, fmt: str):
+    """A recording's audio from Twilio (fmt: mp3 or wav), streamed; 404 if we have no such
+    recording or Twilio has no audio for it, 502 if Twilio cannot give it."""
+    return relay_recording(sid, fmt)
 
 
 # Operator actions for scripts: the same validation and record as the panel (actions.py).
@@ -183,11 +194,18 @@ def send_twiml(sid: str):
 @bp.post("/calls")
 @basic_auth_required
 def place_call():
-    """Place a call: {"to": "+1…", "from": optional, default TWILIO_PHONE_NUMBER}."""
+    """Place a call: {"to": "+1…", "from": optional, default TWILIO_PHONE_NUMBER, "answer":
+    "hold" (default: our hold loop) | "say" (with "message": read out, then the call ends) |
+    "url" (with "url": an http(s) URL or a path of ours, and "method": POST or GET)}."""
     body = _json_body()
     to = _string_field(body, "to")
     from_ = _string_field(body, "from", required=False)
-    return _answer(actions.place_call(to, from_, g.actor))
+    answer = _string_field(body, "answer", required=False)
+    return _answer(actions.place_call(
+        to, from_, g.actor, answer=answer,
+        message=_string_field(body, "message", required=answer == "say"),
+        url=_string_field(body, "url", required=answer == "url"),
+        method=_string_field(body, "method", required=False)))
 
 
 @bp.post("/sync")

@@ -74,7 +74,8 @@ class Filters:
         """Read ?operator=, ?call=, ?from=YYYY-MM-DD and ?to=YYYY-MM-DD; BadFilter if wrong."""
         return cls(operator=(args.get("operator") or "").strip().lower()[:64],
                    call_sid=(args.get("call") or "").strip()[:34],
-                   since=_date(args.get("from"), "from"), until=_date(args.get("to"), "to"))
+                   since=parse_day(args.get("from"), "from"),
+                   until=parse_day(args.get("to"), "to"))
 
     def as_args(self) -> dict:
         """The filters as query arguments (for links to other pages and the CSV)."""
@@ -84,13 +85,25 @@ class Filters:
             ("to", self.until.isoformat() if self.until else "")) if value}
 
 
-def _date(raw: str | None, name: str) -> date | None:
+def parse_day(raw: str | None, name: str) -> date | None:
+    """A ?from=/?to= day (YYYY-MM-DD); None when empty, BadFilter when it is not a date."""
     if not raw:
         return None
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
         raise BadFilter(f"{name} must be a date like 2026-11-23.") from None
+
+
+def between_days(column, since: date | None, until: date | None) -> list:
+    """Conditions for `column` (naive UTC) from the start of `since` to the end of `until`,
+    both inclusive, either open."""
+    conditions = []
+    if since:
+        conditions.append(column >= datetime.combine(since, time()))
+    if until:
+        conditions.append(column < datetime.combine(until + timedelta(days=1), time()))
+    return conditions
 
 
 def search(filters: Filters, page: int | None = 1, per_page: int = PER_PAGE):
@@ -100,11 +113,7 @@ def search(filters: Filters, page: int | None = 1, per_page: int = PER_PAGE):
         conditions.append(OperatorAction.operator == filters.operator)
     if filters.call_sid:
         conditions.append(OperatorAction.call_sid == filters.call_sid)
-    if filters.since:
-        conditions.append(OperatorAction.created_at >= datetime.combine(filters.since, time()))
-    if filters.until:
-        end = datetime.combine(filters.until + timedelta(days=1), time())
-        conditions.append(OperatorAction.created_at < end)
+    conditions += between_days(OperatorAction.created_at, filters.since, filters.until)
     query = select(OperatorAction).where(*conditions) \
         .order_by(OperatorAction.created_at.desc(), OperatorAction.id.desc())
     total = db.session.scalar(select(func.count()).select_from(OperatorAction).where(*conditions))

@@ -139,17 +139,51 @@ def fetch(sid: str):
     return _calling(lambda: client().calls(sid).fetch())
 
 
-def place_call(to: str, from_: str, url: str, status_callback: str):
-    """Start an outbound call whose TwiML and status callbacks come back to us."""
+def place_call(to: str, from_: str, status_callback: str, url: str | None = None,
+               method: str | None = None, twiml: str | None = None):
+    """Start an outbound call that runs `twiml`, or fetches its TwiML from `url`, and whose
+    status callbacks come back to us."""
     return _calling(lambda: client().calls.create(
         to=to,
         from_=from_,
         url=url,
-        method="POST",
+        method=method,
+        twiml=twiml,
         status_callback=status_callback,
         status_callback_method="POST",
         status_callback_event=STATUS_CALLBACK_EVENTS,
     ))
+
+
+# Recording media: the SDK has no method for the audio itself, so it is requested on the SDK
+# client's own HTTP session (its connection pool, its credentials), streamed: the SDK's
+# client.request() would read the whole file into memory and decode it as text.
+RECORDING_FORMATS = {"mp3": "audio/mpeg", "wav": "audio/x-wav"}
+
+
+def recording_media(recording_sid: str, fmt: str, byte_range: str | None = None):
+    """Open a recording's audio (`fmt`: mp3 or wav) at Twilio, streamed: a requests.Response
+    the caller must close. Its URL is built from our API base, account and the RecordingSid,
+    never taken from a webhook. ControlError if Twilio refuses or cannot be reached."""
+    sdk = client()
+    config = current_app.config
+    base = (config["TWILIO_API_BASE_URL"] or "https://api.twilio.com").rstrip("/")
+    url = f"{base}/2010-04-01/Accounts/{sdk.account_sid}/Recordings/{recording_sid}.{fmt}"
+    session = getattr(sdk.http_client, "session", None) or requests.Session()
+    headers = {"Accept": RECORDING_FORMATS[fmt]}
+    if byte_range:
+        headers["Range"] = byte_range
+    # Media may be served from another host after a redirect; requests drops our credentials
+    # when the host changes.
+    response = _calling(lambda: session.get(url, auth=sdk.auth, headers=headers, stream=True,
+                                            timeout=config["TWILIO_TIMEOUT_SECONDS"]))
+    if response.status_code >= 400:
+        response.close()
+        found = "no such recording" if response.status_code == 404 \
+            else f"HTTP {response.status_code}"
+        raise ControlError(f"Twilio could not give the recording's audio ({found}).",
+                           http_status=response.status_code)
+    return response
 
 
 # The emulator's own control endpoints (demo mode only: EMULATOR_URL is set).

@@ -1,4 +1,5 @@
-"""Recording what Twilio tells us: calls and status callbacks, idempotent and order-safe.
+"""Recording what Twilio tells us: calls, status callbacks and what the caller did
+(recordings, keys pressed, words said), idempotent and order-safe.
 
 Twilio retries webhooks and delivers status callbacks out of order, and several gunicorn
 workers write at once. So every write here is a single conditional statement: the call row
@@ -7,20 +8,40 @@ back), and an event is inserted only if its (CallSid, dedupe key) is new.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cache
 
-from sqlalchemy import Connection, case, false, func, insert, literal, or_, update
+from sqlalchemy import Connection, and_, case, false, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from database import DriverStatement, driver_statement, writers_in_turn
-from models import STATUS_RANK, Call, CallEvent, DebuggerEvent, db, upsert_dialect, utcnow
+from models import (
+    DIGITS_MAX,
+    RECORDING_FINAL_STATUSES,
+    RECORDING_STATUSES,
+    RECORDING_URL_MAX,
+    SPEECH_MAX,
+    STATUS_RANK,
+    Call,
+    CallEvent,
+    CallRecording,
+    DebuggerEvent,
+    GatherResult,
+    db,
+    upsert_dialect,
+    utcnow,
+)
+from twiml import is_http_url
 
 CALL_SID_PATTERN = re.compile(r"^CA[0-9a-fA-F]{32}\Z")  # \Z: no trailing newline either
+RECORDING_SID_PATTERN = re.compile(r"^RE[0-9a-fA-F]{32}\Z")
+_GATHER_DIGITS = re.compile(r"[0-9*#]*")  # what a <Gather> collects (finishOnKey excluded)
 # Caller-controlled text we store, and the column length it must fit (on any database).
 _TEXT_LIMITS = {"From": 255, "To": 255, "CallerName": 255, "ForwardedFrom": 255,
                 "Direction": 32, "AccountSid": 34, "SipResponseCode": 8}
@@ -154,6 +175,8 @@ def _merge(incoming) -> dict:
 class _Statements:
     upsert_call: object
     insert_event: object
+    upsert_recording: object
+    insert_gather: object
 
 
 def _driver_statement(dialect, name: str, columns: tuple[str, ...]) -> DriverStatement:
@@ -204,8 +227,8 @@ def _write_webhook(call: dict, event: dict | None) -> bool:
 
 @cache
 def _statements(dialect_name: str) -> _Statements | None:
-    """The two writes, built once per dialect (building them per webhook costs more than
-    running them); None where the database has no INSERT … ON CONFLICT."""
+    """The writes, built once per dialect (building them per webhook costs more than running
+    them); None where the database has no INSERT … ON CONFLICT."""
     dialect = upsert_dialect(dialect_name)
     if dialect is None:
         return None
@@ -218,7 +241,15 @@ def _statements(dialect_name: str) -> _Statements | None:
     insert_event = dialect.insert(CallEvent.__table__).on_conflict_do_nothing(
         index_elements=["call_sid", "dedupe_key"]
     ).returning(CallEvent.id)
-    return _Statements(upsert_call=upsert, insert_event=insert_event)
+    recording = dialect.insert(CallRecording.__table__)
+    recording = recording.on_conflict_do_update(
+        index_elements=["recording_sid"],
+        set_=_merge_recording(lambda column: recording.excluded[column]),
+    )
+    gather = dialect.insert(GatherResult.__table__).on_conflict_do_nothing(
+        index_elements=["call_sid", "dedupe_key"])
+    return _Statements(upsert_call=upsert, insert_event=insert_event,
+                       upsert_recording=recording, insert_gather=gather)
 
 
 def record_event(call_sid: str, dedupe_key: str, source: str, status: str, params) -> bool:
@@ -281,6 +312,173 @@ def record_voice_webhook(params, first_answer: bool) -> CallUpdate:
         if first_answer else None
     _write_webhook(call, event)
     return change
+
+
+# -------------------------------------------------------------- what the caller did
+
+def _merge_recording(incoming) -> dict:
+    """SET clause for a recording already stored: the <Record> action and the recording status
+    callback arrive in either order, and either may be retried. The status callback's final
+    status (and its duration) wins; the action never overwrites it; known facts are kept."""
+    recordings = CallRecording.__table__.c
+    final = incoming("status").in_(RECORDING_FINAL_STATUSES)
+    newer_status = and_(incoming("status").is_not(None), or_(
+        recordings.status.is_(None), recordings.status.not_in(RECORDING_FINAL_STATUSES)))
+    return {
+        "url": func.coalesce(recordings.url, incoming("url")),
+        "duration": case((final, func.coalesce(incoming("duration"), recordings.duration)),
+                         else_=func.coalesce(recordings.duration, incoming("duration"))),
+        "status": case((newer_status, incoming("status")), else_=recordings.status),
+        "error_code": func.coalesce(incoming("error_code"), recordings.error_code),
+        "updated_at": incoming("updated_at"),
+    }
+
+
+def _recording_values(params: dict, call_sid: str, callback: bool) -> dict | None:
+    """The recording a <Record> action (callback=False) or a recording status callback
+    describes, validated; None for an action without a RecordingSid (nothing was recorded)."""
+    sid = params.get("RecordingSid") or ""
+    if not sid:
+        if callback:
+            raise BadWebhook("RecordingSid is missing")
+        return None
+    if not RECORDING_SID_PATTERN.match(sid):
+        raise BadWebhook("RecordingSid must be RE followed by 32 hex digits")
+    url = params.get("RecordingUrl") or None
+    if url is not None:
+        if len(url) > RECORDING_URL_MAX:
+            raise BadWebhook(f"RecordingUrl is longer than {RECORDING_URL_MAX} characters")
+        if not is_http_url(url):
+            raise BadWebhook("RecordingUrl must be an http(s) URL")
+    status = None
+    if callback:
+        status = params.get("RecordingStatus", "")
+        if status not in RECORDING_STATUSES:
+            raise BadWebhook(f"RecordingStatus {status[:32]!r} is not a Twilio recording status")
+    # A recording still in progress has a duration of -1 in Twilio's API: not known yet.
+    duration = None if params.get("RecordingDuration") == "-1" \
+        else _optional_int(params, "RecordingDuration")
+    now = utcnow()
+    return {
+        "call_sid": call_sid,
+        "recording_sid": sid,
+        "url": url,
+        "duration": duration,
+        "status": status,
+        "error_code": _optional_int(params, "ErrorCode") if callback else None,
+        "received_at": now,
+        "updated_at": now,
+    }
+
+
+def _gather_values(params: dict, call_sid: str, delivery: str | None) -> dict | None:
+    """What the caller answered a <Gather> (Digits, SpeechResult, Confidence), validated;
+    None when they answered nothing. `delivery` is Twilio's I-Twilio-Idempotency-Token, the
+    same on every retry of one request: with it, a retry is stored once. Without it, the
+    parameters themselves are the key (two identical answers on one call are then one)."""
+    digits = params.get("Digits") or None
+    speech = params.get("SpeechResult") or None
+    if digits is None and speech is None:
+        return None
+    if digits is not None:
+        if len(digits) > DIGITS_MAX:
+            raise BadWebhook(f"Digits is longer than {DIGITS_MAX} characters")
+        if not _GATHER_DIGITS.fullmatch(digits):
+            raise BadWebhook("Digits may only contain 0-9, * and #")
+    if speech is not None and len(speech) > SPEECH_MAX:
+        raise BadWebhook(f"SpeechResult is longer than {SPEECH_MAX} characters")
+    confidence = _optional_confidence(params.get("Confidence"))
+    if delivery:
+        key = "token:" + hashlib.sha256(delivery.encode()).hexdigest()[:48]
+    else:
+        blob = json.dumps(_as_dict(params), sort_keys=True)
+        key = "params:" + hashlib.sha256(blob.encode()).hexdigest()[:48]
+    return {
+        "call_sid": call_sid,
+        "dedupe_key": key,
+        "digits": digits,
+        "speech_result": speech,
+        "confidence": confidence,
+        "received_at": utcnow(),
+    }
+
+
+def _optional_confidence(raw: str | None) -> float | None:
+    """Twilio's speech Confidence, a number from 0.0 to 1.0; absent or empty is None."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (len(raw) <= 32 and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise BadWebhook("Confidence must be a number from 0.0 to 1.0")
+    return value
+
+
+def record_gathered(params, delivery: str | None) -> CallUpdate:
+    """Record the action request of a <Gather>: the call (as any TwiML request) and what the
+    caller answered, in one transaction, once per delivery."""
+    change = parse_call_update(params, status_override="in-progress")
+    result = _gather_values(_first_values(params), change.sid, delivery)
+    _write_call_and_result(_call_values(change), result and ("insert_gather", result))
+    return change
+
+
+def record_recorded(params) -> CallUpdate:
+    """Record the action request of a <Record>: the call and its recording (RecordingSid,
+    RecordingUrl, RecordingDuration), in one transaction; a retry changes nothing."""
+    change = parse_call_update(params, status_override="in-progress")
+    result = _recording_values(_first_values(params), change.sid, callback=False)
+    _write_call_and_result(_call_values(change), result and ("upsert_recording", result))
+    return change
+
+
+def record_recording_status(params) -> bool:
+    """Record a recording status callback (recordingStatusCallback): its status, final
+    duration and error. It carries no call status, so the call must be known already (it ran
+    our TwiML); False (nothing written) if it is not."""
+    fields = _first_values(params)
+    sid = fields.get("CallSid", "")
+    if not sid:
+        raise BadWebhook("CallSid is missing")
+    if not CALL_SID_PATTERN.match(sid):
+        raise BadWebhook("CallSid must be CA followed by 32 hex digits")
+    result = _recording_values(fields, sid, callback=True)
+    return _write_call_and_result(None, ("upsert_recording", result))
+
+
+def _write_call_and_result(call: dict | None, result: tuple[str, dict] | None) -> bool:
+    """Upsert the call (if given, else it must exist) and write one result row (a recording
+    or a gather answer) in one transaction. Not the webhooks' hot path: plain Core statements.
+    False if the call is unknown (then nothing is written)."""
+    with db.engine.connect() as connection, writers_in_turn(), connection.begin():
+        if call is not None:
+            _write_call(connection, call)
+        elif connection.execute(select(Call.sid).where(Call.sid == result[1]["call_sid"])) \
+                .first() is None:
+            return False
+        if result is not None:
+            _write_result(connection, *result)
+    return True
+
+
+def _write_result(connection: Connection, name: str, values: dict) -> None:
+    """Upsert a recording or insert a gather answer (a duplicate is ignored)."""
+    statements = _statements(connection.dialect.name)
+    if statements is not None:
+        connection.execute(getattr(statements, name), values)
+        return
+    table = CallRecording.__table__ if name == "upsert_recording" else GatherResult.__table__
+    try:  # any other database: insert in a savepoint, else merge (or ignore) the duplicate
+        with connection.begin_nested():
+            connection.execute(insert(table), values)
+    except IntegrityError:
+        if name == "upsert_recording":
+            merged = _merge_recording(
+                lambda column: literal(values[column], table.c[column].type))
+            connection.execute(update(table).where(
+                table.c.recording_sid == values["recording_sid"]).values(merged))
 
 
 def _optional_int(params, name: str) -> int | None:

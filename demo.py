@@ -136,6 +136,9 @@ def main() -> int:
         **shared,
         "EMULATOR_VOICE_URL": f"{app_url}/voice",
         "EMULATOR_STATUS_CALLBACK": f"{app_url}/status",
+        # Twilio's Debugger webhook: errors the emulator meets show on the call's Journey.
+        "EMULATOR_DEBUGGER_URL": f"{app_url}/debugger",
+        "EMULATOR_PANEL_URL": app_url,  # the emulator's pages link to the panel's call pages
         # A hold track lasts minutes on a real phone; 20 s keeps the transcript readable.
         "EMULATOR_PLAY_SECONDS": os.environ.get("EMULATOR_PLAY_SECONDS", "20"),
     }), port=args.emulator_port)
@@ -174,7 +177,11 @@ def main() -> int:
     - "Redirect" a call, "Hang up" one, "Place a call" to +15555550186 (busy),
       +15555550187 (never answers) or +15555550142 (answers);
     - ring it yourself with "Simulate incoming call" in the panel;
-    - open the emulator's page to see each call's transcript, as the caller heard it.
+    - open a call's Journey: every webhook, status callback and SDK request, with the
+      TwiML we answered, the SDK call and its curl, and each Twilio error explained;
+    - open the emulator's page to see each call's transcript, as the caller heard it;
+    - press "Have a bad day" there (or start with EMULATOR_CHAOS=bad-day make run): callbacks
+      arrive twice, late, out of order or not at all, and the REST API answers 429 now and then.
 """, flush=True)
         rng = random.Random()
         auth = (creds["TWILIO_ACCOUNT_SID"], creds["TWILIO_AUTH_TOKEN"])

@@ -11,7 +11,11 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import NullType
 
 # Twilio's call statuses, in the order a call moves through them. `initiated` is not a
 # REST status but the first status callback of an outbound call carries it (reference §4).
@@ -49,6 +53,30 @@ def upsert_dialect(dialect_name: str):
     """The SQLAlchemy dialect module whose insert() has ON CONFLICT (SQLite, PostgreSQL), or
     None for a database without it."""
     return {"sqlite": sqlite, "postgresql": postgresql}.get(dialect_name)
+
+
+class rare(ColumnElement):  # noqa: N801 (used like a SQL function)
+    """A condition few rows meet, said so to SQLite's query planner. Its statistics (after an
+    ANALYZE) average over all values: our own number fills to_number and NULL fills
+    parent_call_sid, so an equality on them looks unselective and SQLite scans the table,
+    although the values we look up are rare. PostgreSQL's statistics know better."""
+
+    inherit_cache = True
+    type = NullType()  # already a condition: no "= 1" added on SQLite
+    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, condition):
+        self.condition = condition
+
+
+@compiles(rare)
+def _rare(element, compiler, **kw):
+    return compiler.process(element.condition, **kw)
+
+
+@compiles(rare, "sqlite")
+def _rare_on_sqlite(element, compiler, **kw):
+    return f"likelihood({compiler.process(element.condition, **kw)}, 0.0001)"
 
 
 def utcnow() -> datetime:
@@ -118,6 +146,12 @@ class Call(db.Model):
         back_populates="call", order_by="OperatorAction.id", lazy="select"
     )
     handler_operator: Mapped[Operator | None] = relationship(lazy="select")
+    recordings: Mapped[list[CallRecording]] = relationship(
+        back_populates="call", order_by="CallRecording.id", lazy="select"
+    )
+    gathered: Mapped[list[GatherResult]] = relationship(
+        back_populates="call", order_by="GatherResult.id", lazy="select"
+    )
 
     @property
     def handler(self) -> Operator | None:
@@ -201,6 +235,79 @@ class CallEvent(db.Model):
             "timestamp": isoformat(self.timestamp),
             "call_duration": self.call_duration,
             "sip_response_code": self.sip_response_code,
+            "received_at": isoformat(self.received_at),
+        }
+
+
+# Twilio's recording statuses (RecordingStatus of the recording status callback) that end a
+# recording's processing: its file is ready (completed), or there will be none.
+RECORDING_FINAL_STATUSES = ("completed", "absent", "failed", "deleted")
+RECORDING_STATUSES = ("in-progress", "paused", "stopped", "processing") + RECORDING_FINAL_STATUSES
+# Column sizes for what the caller did: Twilio's media URLs are ~130 characters; a <Gather>
+# collects a few digits; a minute of speech is a few hundred characters.
+RECORDING_URL_MAX = 500
+DIGITS_MAX = 64
+SPEECH_MAX = 2000
+
+
+class CallRecording(db.Model):
+    """A recording of the caller (<Record>), unique by Twilio's RecordingSid. The <Record>
+    action and the recording status callback both describe it, in either order."""
+
+    __tablename__ = "call_recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.sid"), index=True)
+    recording_sid: Mapped[str] = mapped_column(String(34), unique=True)
+    url: Mapped[str | None] = mapped_column(String(RECORDING_URL_MAX))  # Twilio's RecordingUrl
+    duration: Mapped[int | None]
+    status: Mapped[str | None] = mapped_column(String(16))  # None until the status callback
+    error_code: Mapped[int | None]  # e.g. 16101 (too short) with status "absent"
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="recordings")
+
+    @property
+    def has_media(self) -> bool:
+        """False once Twilio said there is no file (too short, silent, failed, deleted)."""
+        return self.status is None or self.status not in ("absent", "failed", "deleted")
+
+    def to_dict(self) -> dict:
+        """The recording as the JSON API shows it (the media link is added by the API)."""
+        return {
+            "sid": self.recording_sid,
+            "url": self.url,
+            "duration": self.duration,
+            "status": self.status,
+            "error_code": self.error_code,
+            "received_at": isoformat(self.received_at),
+        }
+
+
+class GatherResult(db.Model):
+    """What a caller answered a <Gather>: keys pressed and/or words said, stored once per
+    webhook delivery (Twilio's retries carry the same I-Twilio-Idempotency-Token)."""
+
+    __tablename__ = "gather_results"
+    __table_args__ = (UniqueConstraint("call_sid", "dedupe_key", name="uq_gather_results_dedupe"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.sid"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    digits: Mapped[str | None] = mapped_column(String(DIGITS_MAX))
+    speech_result: Mapped[str | None] = mapped_column(String(SPEECH_MAX))
+    confidence: Mapped[float | None] = mapped_column(Float)  # 0.0 to 1.0
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="gathered")
+
+    def to_dict(self) -> dict:
+        """The answer as the JSON API shows it."""
+        return {
+            "digits": self.digits,
+            "speech_result": self.speech_result,
+            "confidence": self.confidence,
             "received_at": isoformat(self.received_at),
         }
 

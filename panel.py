@@ -14,7 +14,8 @@ import hashlib
 import json
 import re
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import click
 from flask import (
@@ -24,9 +25,11 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -34,23 +37,29 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 import actions
+import audit
 import call_control
 import transcript as transcript_module
 import twiml
 from audit import Actor
 from call_control import ControlError
+from call_records import RECORDING_SID_PATTERN
 from journey import journey as journey_of
 from models import (
     ACTIVE_STATUSES,
     CANCELABLE_STATUSES,
     MAX_PAGE,
+    RECORDING_FINAL_STATUSES,
     STATUS_RANK,
     VIEWER_SECONDS,
     Call,
     CallEvent,
+    CallRecording,
     CallView,
+    GatherResult,
     OperatorAction,
     db,
+    rare,
     stale_before,
     upsert_dialect,
     utcnow,
@@ -70,6 +79,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["status_class"] = status_class
     app.jinja_env.globals["row_version"] = version
     app.jinja_env.filters["pretty_xml"] = twiml.pretty
+    app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.globals["utcnow"] = utcnow
+    app.jinja_env.globals["MAX_MESSAGE_CHARS"] = twiml.MAX_MESSAGE_CHARS
 
 
 @bp.get("/")
@@ -98,6 +110,22 @@ _LAST_SWEEP = "switchboard.stale_sweep"
 def status_class(status: str) -> str:
     """CSS class for a status badge."""
     return "status-" + (status if status in STATUS_RANK else "unknown")
+
+
+def format_duration(seconds) -> str:
+    """A duration the same way everywhere (history, call page, live list; app.js ticks it in
+    the same words): "45 s", "4 min 05 s", "1 h 02 min 05 s"; "—" when unknown."""
+    if seconds is None:
+        return "—"
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {secs:02d} s"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
 
 
 def version(call: Call) -> str:
@@ -225,17 +253,90 @@ def _whole_list(mine: bool):
 
 # -------------------------------------------------------------- history
 
+# The directions Twilio gives a call, as the history's filter names them.
+DIRECTIONS = {"inbound": "Inbound", "outbound-api": "Placed by us",
+              "outbound-dial": "Dialed legs (transfers)"}
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """What the history is narrowed to; each is a query argument of its own."""
+
+    status: str = ""  # a Twilio status, or "live"
+    number: str = ""  # From or To: "+1555…" starts with it, other digits appear anywhere
+    name: str = ""  # the caller's name (CNAM) contains it, any case
+    since: date | None = None  # started on or after this day (UTC)
+    until: date | None = None  # started on or before this day (UTC)
+    direction: str = ""
+
+    @classmethod
+    def from_args(cls, args) -> tuple[HistoryFilters, list[str]]:
+        """The filters in ?status=&number=&name=&from=&to=&direction=, and what was ignored
+        (a value we cannot use is dropped, never an error page)."""
+        ignored = []
+        status = args.get("status", "")
+        if status not in STATUS_RANK and status not in ("", "live"):
+            ignored.append(f"Ignored the status {status[:32]!r}: not a call status.")
+            status = ""
+        days = {}
+        for name, label in (("from", "From date"), ("to", "To date")):
+            try:
+                days[name] = audit.parse_day(args.get(name), name)
+            except audit.BadFilter:
+                ignored.append(f"Ignored the {label} {args.get(name)[:32]!r}: use a date like "
+                               "2026-11-23.")
+                days[name] = None
+        if days["from"] and days["to"] and days["from"] > days["to"]:
+            ignored.append("The From date is after the To date: no call can match.")
+        direction = args.get("direction", "")
+        if direction and direction not in DIRECTIONS:
+            ignored.append(f"Ignored the direction {direction[:32]!r}.")
+            direction = ""
+        return cls(status=status, number=args.get("number", "").strip()[:64],
+                   name=args.get("name", "").strip()[:64], since=days["from"],
+                   until=days["to"], direction=direction), ignored
+
+    def as_args(self) -> dict:
+        """The filters as query arguments (for links to other pages of the same list)."""
+        return {key: value for key, value in (
+            ("status", self.status), ("number", self.number), ("name", self.name),
+            ("from", self.since.isoformat() if self.since else ""),
+            ("to", self.until.isoformat() if self.until else ""),
+            ("direction", self.direction)) if value}
+
+    def conditions(self) -> list:
+        """The SQL conditions. Status and dates are served by the (status,) created_at, sid
+        indexes, a number starting with + by the number indexes."""
+        conditions = []
+        if self.status == "live":
+            conditions.append(Call.status.in_(ACTIVE_STATUSES))
+        elif self.status:
+            conditions.append(Call.status == self.status)
+        if self.number:
+            conditions.append(_number_condition(self.number))
+        if self.name:
+            conditions.append(Call.caller_name.ilike(_contains(self.name), escape="\\"))
+        if self.direction:
+            conditions.append(Call.direction == self.direction)
+        return conditions + audit.between_days(Call.created_at, self.since, self.until)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("_", r"\_").replace("%", r"\%") + "%"
+
+
 def _number_condition(raw: str):
-    """'+1555…' matches numbers starting with it (indexed); other input matches anywhere."""
+    """'+1555…' matches numbers starting with it (indexed); other input (digits, or a
+    client:/sip: address) matches anywhere in From or To."""
     value = actions.normalize_number(raw) if raw.strip().startswith("+") else raw.strip()
     if value.startswith("+"):
         upper = value + "\U0010ffff"
         return or_(and_(Call.from_number >= value, Call.from_number < upper),
                    and_(Call.to_number >= value, Call.to_number < upper))
-    digits = "".join(ch for ch in value if ch.isalnum() or ch in "@:._-")
-    pattern = "%" + digits.replace("_", r"\_").replace("%", r"\%") + "%"
-    return or_(Call.from_number.like(pattern, escape="\\"), Call.to_number.like(pattern, escape="\\"),
-               Call.caller_name.like(pattern, escape="\\"))
+    pattern = _contains("".join(ch for ch in value if ch.isalnum() or ch in "@:._-"))
+    return or_(Call.from_number.like(pattern, escape="\\"),
+               Call.to_number.like(pattern, escape="\\"))
 
 
 def page_number(raw: str | None) -> int:
@@ -246,16 +347,10 @@ def page_number(raw: str | None) -> int:
     return max(1, min(int(raw) if len(raw) <= 9 else MAX_PAGE, MAX_PAGE))
 
 
-def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PER_PAGE):
+def history_page(filters: HistoryFilters, page: int, per_page: int = HISTORY_PER_PAGE):
     """One page of calls, newest first: (calls, total). The page's SIDs come from the index
     alone, then only those rows are read, so the last page costs about what the first does."""
-    conditions = []
-    if status == "live":
-        conditions.append(Call.status.in_(ACTIVE_STATUSES))
-    elif status:
-        conditions.append(Call.status == status)
-    if number.strip():
-        conditions.append(_number_condition(number))
+    conditions = filters.conditions()
     total = db.session.scalar(select(func.count()).select_from(Call).where(*conditions))
     order = (Call.created_at.desc(), Call.sid.desc())
     sids = db.session.scalars(
@@ -267,24 +362,52 @@ def history_page(status: str, number: str, page: int, per_page: int = HISTORY_PE
     return calls, total
 
 
+@dataclass
+class HistoryRow:
+    """A row of the history: a call, or one of its child legs (`under_parent`) right below
+    it. A leg whose parent is on another page stays in its own place, linked to the parent."""
+
+    call: Call
+    under_parent: bool = False
+
+
+def with_legs(calls: list[Call]) -> list[HistoryRow]:
+    """The page's calls with each one's child legs right under it (all its legs, whether or
+    not they match the filters: they are part of the call). One indexed query."""
+    on_page = {call.sid for call in calls}
+    heads = [call.sid for call in calls if call.parent_call_sid not in on_page]
+    legs: dict[str, list[Call]] = {}
+    for leg in db.session.scalars(select(Call).where(rare(Call.parent_call_sid.in_(heads)))
+                                  .order_by(Call.created_at, Call.sid)).all() if heads else []:
+        legs.setdefault(leg.parent_call_sid, []).append(leg)
+    attached = {leg.sid for group in legs.values() for leg in group}
+    rows = []
+    for call in calls:
+        if call.sid in attached:
+            continue
+        rows.append(HistoryRow(call))
+        rows.extend(HistoryRow(leg, under_parent=True) for leg in legs.get(call.sid, []))
+    return rows
+
+
 @bp.get("/admin/history")
 @login_required
 def history():
-    """Every call, newest first, paginated; filter by status and number."""
-    status = request.args.get("status", "")
-    if status not in STATUS_RANK and status not in ("", "live"):
-        status = ""
-    number = request.args.get("number", "")[:64]
+    """Every call, newest first, paginated, child legs under their parent; filters by status,
+    number, caller name, dates and direction."""
+    filters, ignored = HistoryFilters.from_args(request.args)
+    for message in ignored:
+        flash(message, "error")
     page = page_number(request.args.get("page"))
-    calls, total = history_page(status, number, page)
+    calls, total = history_page(filters, page)
     pages = max(1, -(-total // HISTORY_PER_PAGE))
     if page > pages and total:
-        return redirect(url_for("panel.history", status=status or None, number=number or None,
-                                page=pages))
+        return redirect(url_for("panel.history", page=pages, **filters.as_args()))
     stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
-    return render_template("history.html", calls=calls, total=total, page=page, pages=pages,
-                           status=status, number=number, statuses=list(STATUS_RANK),
-                           stale_before=stale_before, per_page=HISTORY_PER_PAGE)
+    return render_template("history.html", rows=with_legs(calls), total=total, page=page,
+                           pages=pages, filters=filters, statuses=list(STATUS_RANK),
+                           directions=DIRECTIONS, stale_before=stale_before,
+                           per_page=HISTORY_PER_PAGE)
 
 
 # -------------------------------------------------------------- one call
@@ -322,7 +445,7 @@ def _call_context(call: Call) -> dict:
         except ControlError as error:
             transcript_error = str(error)
     stale = call.is_stale
-    polling = call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
+    polling = _keeps_polling(call)
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
     timeline = status_timeline(events)
@@ -346,6 +469,12 @@ def _call_context(call: Call) -> dict:
     }
 
 
+def _keeps_polling(call: Call) -> bool:
+    """A call's page polls while the call is live, and a little after (for the callbacks
+    that follow the end)."""
+    return call.is_active or call.updated_at > utcnow() - timedelta(seconds=ENDED_POLL_SECONDS)
+
+
 def status_timeline(events: list[CallEvent]) -> list[CallEvent]:
     """One entry per status, the first that told us (an answer is reported by /voice and by
     the `in-progress` callback; a sync may report what a callback already did)."""
@@ -363,12 +492,15 @@ def _render_call_page(call: Call, status: int = 200, values: dict | None = None)
     presets = twiml.presets(current_app.config["HOLD_MUSIC_URL"], hold_path=hold_path,
                             gathered_path=url_for("voice.gathered"),
                             recorded_path=url_for("voice.recorded"),
-                            status_path=url_for("voice.status"))
+                            status_path=url_for("voice.status"),
+                            recording_status_path=url_for("voice.recording_status"))
     values = values or {}
     return render_template(
         "call.html", presets=presets, values=values,
         twiml_text=values.get("twiml", presets[0].twiml),
-        max_twiml=twiml.MAX_TWIML_CHARS, **_call_context(call),
+        max_twiml=twiml.MAX_TWIML_CHARS, earlier_number=other_party(call),
+        earlier_calls=earlier_calls(call),
+        **_results_context(call), **_call_context(call),
     ), status
 
 
@@ -387,6 +519,134 @@ def call_live(sid: str):
     if _unchanged(context["fingerprint"]):
         return Response(status=204)
     return render_template("_call_live.html", oob=True, **context)
+
+
+# -------------------------------------------------------------- what the caller did
+
+# A recording whose status callback has not come yet keeps its call's results polling this
+# long: Twilio processes the file after the call, usually within seconds.
+RECORDING_WAIT_SECONDS = 300
+EARLIER_CALLS = 5
+
+
+def _results_context(call: Call) -> dict:
+    """The call page's "what the caller did" region: recordings and <Gather> answers."""
+    recordings = db.session.scalars(select(CallRecording).where(
+        CallRecording.call_sid == call.sid).order_by(CallRecording.id)).all()
+    gathered = db.session.scalars(select(GatherResult).where(
+        GatherResult.call_sid == call.sid).order_by(GatherResult.id)).all()
+    waiting_since = utcnow() - timedelta(seconds=RECORDING_WAIT_SECONDS)
+    polling = _keeps_polling(call) or any(
+        r.status not in RECORDING_FINAL_STATUSES and r.received_at > waiting_since
+        for r in recordings)
+    fingerprint = _fingerprint([
+        polling, [(r.recording_sid, r.status, r.duration, r.error_code) for r in recordings],
+        [answer.id for answer in gathered]])
+    return {"recordings": recordings, "gathered": gathered, "results_polling": polling,
+            "results_fingerprint": fingerprint}
+
+
+@bp.get("/admin/calls/<sid>/results")
+@login_required
+def call_results(sid: str):
+    """The call page's recordings and keys/words region alone, for htmx; 204 when nothing
+    changed (a playing recording is never interrupted by a poll)."""
+    call = _call_or_404(sid)
+    context = _results_context(call)
+    if _unchanged(context["results_fingerprint"]):
+        return Response(status=204)
+    return render_template("_call_results.html", call=call,
+                           poll_ms=current_app.config["PANEL_POLL_MS"], **context)
+
+
+def relay_recording(sid: str, fmt: str) -> Response:
+    """A recording's audio, fetched from Twilio with our credentials and streamed on: the
+    browser (and the CSP's media-src 'self') only ever sees our URL. At most
+    RECORDING_MAX_BYTES; 404 for a recording we do not have or Twilio has no audio for,
+    502 (504 on a timeout) when Twilio cannot give it."""
+    if fmt not in call_control.RECORDING_FORMATS or not RECORDING_SID_PATTERN.match(sid):
+        abort(404, description="No such recording: use RE… followed by .mp3 or .wav.")
+    recording = db.session.scalar(select(CallRecording).where(
+        CallRecording.recording_sid == sid))
+    if recording is None:
+        abort(404, description=f"No recording {sid} is recorded.")
+    if not recording.has_media:
+        abort(404, description=f"Twilio has no audio for recording {sid} ({recording.status}"
+                               + (f", error {recording.error_code}" if recording.error_code
+                                  else "") + ").")
+    try:
+        upstream = call_control.recording_media(sid, fmt, request.headers.get("Range"))
+    except ControlError as error:
+        code = 404 if error.http_status == 404 else 504 if error.timed_out else 502
+        abort(code, description=error.message)
+    limit = current_app.config["RECORDING_MAX_BYTES"]
+    kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    length = upstream.headers.get("Content-Length", "")
+    refusal = None
+    if not (kind.startswith("audio/") or kind == "application/octet-stream"):
+        refusal = f"Twilio answered with {kind[:60] or 'no content type'}, not audio."
+    elif length.isdigit() and int(length) > limit:
+        refusal = (f"The recording is {int(length):,} bytes; the panel plays at most "
+                   f"{limit:,} (RECORDING_MAX_BYTES).")
+    if refusal:
+        upstream.close()
+        abort(502, description=refusal)
+
+    def body():
+        sent = 0
+        try:
+            for chunk in upstream.iter_content(64 * 1024):
+                sent += len(chunk)
+                if sent > limit:
+                    current_app.logger.warning("Recording %s cut at %d bytes", sid, limit)
+                    return
+                yield chunk
+        finally:
+            upstream.close()
+
+    headers = {"Cache-Control": "private, max-age=3600",
+               "Accept-Ranges": upstream.headers.get("Accept-Ranges", "none")}
+    if "Content-Encoding" not in upstream.headers:  # else requests hands us decoded bytes
+        for name in ("Content-Length", "Content-Range"):
+            if name in upstream.headers:
+                headers[name] = upstream.headers[name]
+    response = Response(stream_with_context(body()), status=upstream.status_code,
+                        headers=headers, content_type=kind if kind.startswith("audio/")
+                        else call_control.RECORDING_FORMATS[fmt])
+    response.call_on_close(upstream.close)
+    return response
+
+
+@bp.get("/admin/recordings/<sid>.<fmt>")
+@login_required
+def recording_audio(sid: str, fmt: str):
+    """A recording's audio for the call page's player (mp3 or wav), through us: Twilio's
+    media may need our credentials, which never reach the page."""
+    return relay_recording(sid, fmt)
+
+
+def other_party(call: Call) -> str | None:
+    """The number on the other end of the line from us: the caller of an inbound call, the
+    callee of one we placed or dialed."""
+    inbound = not (call.direction or "").startswith("outbound")
+    number = call.from_number if inbound else call.to_number
+    return None if not number or number == current_app.config["TWILIO_PHONE_NUMBER"] else number
+
+
+def earlier_calls(call: Call, limit: int = EARLIER_CALLS) -> list[Call]:
+    """The last few calls with the same number before this one, newest first: the newest few
+    from it and the newest few to it, each through its own number index, then merged."""
+    number = other_party(call)
+    if number is None:
+        return []
+    before = or_(Call.created_at < call.created_at,
+                 and_(Call.created_at == call.created_at, Call.sid < call.sid))
+    found = {}
+    for column in (Call.from_number, Call.to_number):
+        found.update((c.sid, c) for c in db.session.scalars(
+            select(Call).where(rare(column == number), before)
+            .order_by(Call.created_at.desc(), Call.sid.desc()).limit(limit)))
+    return sorted(found.values(), key=lambda c: (c.created_at, c.sid), reverse=True)[:limit]
 
 
 # -------------------------------------------------------------- actions
@@ -486,13 +746,20 @@ def release(sid: str):
 @bp.post("/admin/calls")
 @login_required
 def place_call():
-    """Place an outbound call; it is tracked like an inbound one."""
-    result = actions.place_call(request.form.get("to"), request.form.get("from") or None,
-                                _actor())
+    """Place an outbound call; it is tracked like an inbound one. Once answered it hears our
+    hold loop, a message (then the call ends), or the TwiML at a URL. A refusal shows the
+    live list again with what was typed."""
+    form = request.form
+    answer = form.get("answer") or "hold"
+    result = actions.place_call(form.get("to"), form.get("from") or None, _actor(),
+                                answer=answer, message=form.get("message"),
+                                url=form.get("url"), method=form.get("method"))
     flash(result.message, "ok" if result.ok else "error")
     if result.ok:
         return redirect(url_for("panel.call_page", sid=result.call_sid))
-    return redirect(url_for("panel.live"))
+    g.place_call_values = {key: form.get(key, "") for key in
+                           ("to", "from", "answer", "message", "url", "method")}
+    return live(), result.http_status
 
 
 @bp.post("/admin/sync")

@@ -7,6 +7,7 @@ document is what Twilio receives.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 from xml.etree import ElementTree
@@ -14,6 +15,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 # Twilio refuses a `Twiml` parameter longer than this (reference §3.1, error 32018).
 MAX_TWIML_CHARS = 4000
+# The longest message read to the person a placed call reaches (say_then_hang_up): about a
+# minute of speech, and room to spare under MAX_TWIML_CHARS unless it is mostly & and <.
+MAX_MESSAGE_CHARS = 1000
+# Characters XML 1.0 cannot carry at all (control characters, lone surrogates, U+FFFE/F).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -97,11 +103,14 @@ class Preset:
 
 def presets(hold_music_url: str, hold_path: str = "/voice/hold",
             gathered_path: str = "/voice/gathered", recorded_path: str = "/voice/recorded",
-            status_path: str = "/status", transfer_to: str = "+15555550142") -> list[Preset]:
+            status_path: str = "/status", transfer_to: str = "+15555550142",
+            recording_status_path: str = "/voice/recording-status") -> list[Preset]:
     """The operator's presets; relative URLs in them are made absolute when sent.
 
     The transfer's <Number> reports its leg's progress to our status callback, so the
-    child leg shows under its parent in the live list (reference §4.1).
+    child leg shows under its parent in the live list (reference §4.1). The voicemail's
+    <Record> asks for the recording status callback too: Twilio's word that the file is
+    ready to play (its action may come before the file is), or that there is none.
     """
     def doc(*verbs: str) -> str:
         return f"{XML_DECLARATION}\n<Response>\n" + "".join(f"  {v}\n" for v in verbs) + "</Response>"
@@ -123,7 +132,10 @@ def presets(hold_music_url: str, hold_path: str = "/voice/hold",
         Preset("voicemail", "Voicemail", doc(
             "<Say>Please leave a message after the tone. Press the pound key when you are done.</Say>",
             f"<Record action={quoteattr(recorded_path)} method=\"POST\" maxLength=\"120\" "
-            "finishOnKey=\"#\" playBeep=\"true\"/>",
+            "finishOnKey=\"#\" playBeep=\"true\" "
+            f"recordingStatusCallback={quoteattr(recording_status_path)} "
+            "recordingStatusCallbackMethod=\"POST\" "
+            "recordingStatusCallbackEvent=\"completed absent\"/>",
         )),
         Preset("survey", "Feedback survey", doc(
             f"<Gather action={quoteattr(gathered_path)} method=\"POST\" numDigits=\"1\" timeout=\"10\">"
@@ -135,6 +147,26 @@ def presets(hold_music_url: str, hold_path: str = "/voice/hold",
             "<Dial><Conference>switchboard-room</Conference></Dial>",
         )),
     ]
+
+
+def say_then_hang_up(message: str) -> str:
+    """TwiML that reads `message` out, then hangs up (a placed call's "say a message"); raise
+    TwimlError if the message is empty, too long, or has characters XML cannot carry."""
+    text = (message or "").strip()
+    if not text:
+        raise TwimlError("A message to say is required.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise TwimlError(f"The message is {len(text)} characters; at most {MAX_MESSAGE_CHARS}.")
+    if _NOT_XML.search(text):
+        raise TwimlError("The message must not contain control characters.")
+    root = ElementTree.Element("Response")
+    ElementTree.SubElement(root, "Say").text = text
+    ElementTree.SubElement(root, "Hangup")
+    document = serialize(root)
+    if len(document) > MAX_TWIML_CHARS:
+        raise TwimlError(f"The message makes {len(document)} characters of TwiML; Twilio "
+                         f"accepts at most {MAX_TWIML_CHARS}.")
+    return document
 
 
 def parse(text: str) -> ElementTree.Element:

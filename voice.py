@@ -9,6 +9,9 @@ import wire_log
 from call_records import (
     BadWebhook,
     record_debugger_event,
+    record_gathered,
+    record_recorded,
+    record_recording_status,
     record_status_callback,
     record_voice_webhook,
 )
@@ -39,6 +42,8 @@ def _log_exchange(response):
             verdict = "unread"
     wire_log.record_webhook(response, _KINDS.get(request.endpoint, "webhook"), verdict)
     return response
+# Twilio's header that is the same on every retry of one webhook delivery (reference §5).
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 
 def _webhook_params():
@@ -46,12 +51,17 @@ def _webhook_params():
     return request.form if request.method == "POST" else request.args
 
 
-def _answer(build, first_answer: bool = False, constant: str | None = None) -> Response:
+def _answer(build, first_answer: bool = False, constant: str | None = None,
+            record=None) -> Response:
     """Record the webhook (the call is live once we answer), then answer with TwiML. A
     `constant` answer (the same for every call) is built once per app and kept by that name:
-    the SDK's TwiML builder costs more than the rest of the request."""
+    the SDK's TwiML builder costs more than the rest of the request. `record(params)` records
+    a request that carries more than the call (what the caller did)."""
     try:
-        record_voice_webhook(_webhook_params(), first_answer)
+        if record is None:
+            record_voice_webhook(_webhook_params(), first_answer)
+        else:
+            record(_webhook_params())
     except BadWebhook as error:
         return _bad_request(error)
     cache = current_app.extensions.setdefault(_CONSTANT_TWIML, {})
@@ -97,29 +107,52 @@ def hold():
 @bp.route("/voice/gathered", methods=WEBHOOK_METHODS)
 @twilio_signed
 def gathered():
-    """Action of the feedback survey's <Gather>: thank the caller for the key they pressed."""
+    """Action of a <Gather> (the feedback survey): keep what the caller pressed or said, and
+    thank them for it."""
 
     def build(response: VoiceResponse) -> None:
-        digits = _webhook_params().get("Digits", "")
+        params = _webhook_params()
+        digits, speech = params.get("Digits", ""), params.get("SpeechResult", "")
         if digits:
             response.say(f"Thank you. You pressed {' '.join(digits[:8])}. Goodbye.")
+        elif speech:
+            response.say("Thank you for your answer. Goodbye.")
         else:
             response.say("We did not get your answer. Goodbye.")
         response.hangup()
 
-    return _answer(build)
+    delivery = request.headers.get(IDEMPOTENCY_HEADER)
+    return _answer(build, record=lambda params: record_gathered(params, delivery))
 
 
 @bp.route("/voice/recorded", methods=WEBHOOK_METHODS)
 @twilio_signed
 def recorded():
-    """Action of the voicemail preset's <Record>: confirm and hang up."""
+    """Action of the voicemail preset's <Record>: keep the recording, confirm and hang up."""
 
     def build(response: VoiceResponse) -> None:
         response.say("Your message has been recorded. Goodbye.")
         response.hangup()
 
-    return _answer(build)
+    return _answer(build, record=record_recorded)
+
+
+@bp.route("/voice/recording-status", methods=WEBHOOK_METHODS)
+@twilio_signed
+def recording_status():
+    """Recording status callback of a <Record> (recordingStatusCallback): Twilio's word that
+    the file is ready (completed) or that there is none (absent). Answered 204; 404 for a call
+    we never recorded (its recording has nowhere to go)."""
+    try:
+        known = record_recording_status(_webhook_params())
+    except BadWebhook as error:
+        return _bad_request(error)
+    if not known:
+        sid = _webhook_params().get("CallSid", "")
+        current_app.logger.warning("Recording status callback for unknown call %s", sid)
+        return Response(f"No call with CallSid {sid} is recorded.\n", status=404,
+                        mimetype="text/plain")
+    return Response(status=204)
 
 
 @bp.post("/debugger")

@@ -75,6 +75,11 @@ def main() -> int:
         ("status=busy, last", f"/admin/history?status=busy&page={args.calls // 13 // 50}"),
         ("number prefix +1555555012", "/admin/history?number=%2B1555555012"),
         ("number contains 0123", "/admin/history?number=0123"),
+        ("name contains ada", "/admin/history?name=ada"),
+        ("one week, first", "/admin/history?from=2026-02-01&to=2026-02-07"),
+        ("one week, last", "/admin/history?from=2026-02-01&to=2026-02-07&page=157"),
+        ("busy in one week", "/admin/history?status=busy&from=2026-02-01&to=2026-02-07"),
+        ("direction=inbound, last", f"/admin/history?direction=inbound&page={last}"),
     ]
     connection = sqlite3.connect(f"{directory}/bench.db")
 

@@ -49,13 +49,15 @@
     }
   });
 
-  // Relative times: "for 1m 05s" (data-since) and "12s ago" (data-ago), ticking every second.
+  // Relative times: "4 min 05 s" (data-since) and "12 s ago" (data-ago), ticking every second.
+  // The same words as the server's duration filter (panel.format_duration).
   function span(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    if (h) return h + "h " + String(m).padStart(2, "0") + "m";
-    if (m) return m + "m " + String(s).padStart(2, "0") + "s";
-    return s + "s";
+    var mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
+    if (h) return h + " h " + mm + " min " + ss + " s";
+    if (m) return m + " min " + ss + " s";
+    return s + " s";
   }
   function tick() {
     var now = Date.now();

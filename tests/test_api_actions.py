@@ -50,7 +50,7 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     sid = body["call_sid"]
     placed = stack.engine.get(sid)
     assert placed.from_ == OUR_NUMBER  # From defaults to TWILIO_PHONE_NUMBER
-    assert placed.url == f"{stack.app_url}/voice"
+    assert placed.url == f"{stack.app_url}/voice/hold"  # our hold loop, not the greeting
     assert placed.status_callback == f"{stack.app_url}/status"
     assert set(placed.status_callback_events) == {"initiated", "ringing", "answered", "completed"}
     # Recorded at once, before any callback: the manual clock runs nothing before advance().
@@ -65,6 +65,7 @@ def test_place_a_call_tracked_like_inbound_ones(stack):
     assert call["actions"][0]["operator"] == "admin"
     assert call["actions"][0]["via"] == "api"
     assert call["actions"][0]["ok"] is True
+    assert call["actions"][0]["params"]["answer"] == "hold"
 
 
 def test_place_a_call_with_a_bad_number_never_reaches_twilio(stack):

@@ -185,7 +185,7 @@ def test_live_changes_migration_dates_each_call_from_when_it_was_last_heard(app,
     with app.app_context():
         config = migrate.get_config()
         config.attributes["configure_logging"] = False
-        command.downgrade(config, "b2c0ffee0002")
+        command.downgrade(config, "c3decade0003")
         sid = new_call_sid()
         run_sql(database_url, f"""
             INSERT INTO calls (sid, status, status_rank, created_at, updated_at)
@@ -218,3 +218,31 @@ def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(make_app, tmp_p
         tables = {row[0] for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"calls", "call_events", "operator_actions"}  # exactly as it was
+
+
+def test_call_results_migration_steps_down_and_up_keeping_calls(app, database_url, twilio):
+    """c3decade0003: the recordings and <Gather> answers tables go with a step down (calls
+    stay) and come back empty with the steps up; webhooks fill them again."""
+    sid = new_call_sid()
+    assert twilio.post("/voice", inbound_params(sid)).status_code == 200
+    assert twilio.post("/voice/gathered", inbound_params(sid, "in-progress", Digits="7")
+                       ).status_code == 200
+    with app.app_context():
+        config = migrate.get_config()
+        config.attributes["configure_logging"] = False
+        command.downgrade(config, "b2c0ffee0002")
+        engine = sa.create_engine(database_url)
+        with engine.connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+            assert connection.execute(sa.text("SELECT count(*) FROM calls")).scalar() == 1
+        engine.dispose()
+        assert not tables & {"call_recordings", "gather_results"}
+        command.upgrade(config, "head")  # the app's webhooks need every later revision too
+    assert revision_of(database_url) == head(app)
+    assert twilio.post("/voice/gathered", inbound_params(sid, "in-progress", Digits="8")
+                       ).status_code == 200
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        digits = connection.execute(sa.text("SELECT digits FROM gather_results")).scalars().all()
+    engine.dispose()
+    assert digits == ["8"]

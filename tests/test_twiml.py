@@ -29,7 +29,11 @@ def test_presets_use_the_verbs_they_promise():
     assert by_key["hold"].find("Play").text == HOLD_MUSIC
     assert by_key["say"].find("Say").text.startswith("An operator will be with you")
     assert by_key["transfer"].find("Dial/Number").text == "+15555550142"
-    assert by_key["voicemail"].find("Record").get("action") == "/voice/recorded"
+    record = by_key["voicemail"].find("Record")
+    assert record.get("action") == "/voice/recorded"
+    # Twilio's word that the file is ready (or that there is none) comes to us.
+    assert record.get("recordingStatusCallback") == "/voice/recording-status"
+    assert record.get("recordingStatusCallbackEvent") == "completed absent"
     gather = by_key["survey"].find("Gather")
     assert gather.get("action") == "/voice/gathered" and gather.get("numDigits") == "1"
     assert by_key["conference"].find("Dial/Conference").text == "switchboard-room"
@@ -111,3 +115,20 @@ def test_pretty_indents_twiml_and_leaves_anything_else_alone():
         "<Response>\n  <Say>Hi</Say>\n</Response>"
     for raw in ("<Response><Say>", '<!DOCTYPE r [<!ENTITY a "b">]><Response>&a;</Response>'):
         assert twiml.pretty(raw) == raw
+
+
+def test_a_placed_calls_message_is_said_then_the_call_ends():
+    document = twiml.say_then_hang_up("  Table 4 <ready> & waiting  ")
+    assert verbs(document) == ["Say", "Hangup"]
+    assert ElementTree.fromstring(document).find("Say").text == "Table 4 <ready> & waiting"
+    assert twiml.prepare(document, BASE) == document  # valid as it is
+
+
+@pytest.mark.parametrize("message, reason", [
+    ("", "A message to say is required."), (" \n ", "A message to say is required."),
+    ("x" * 1001, "at most 1000"), ("bell\x07", "control characters"),
+    ("\ud800", "control characters"), ("&" * 1000, "Twilio accepts at most 4000"),
+])
+def test_a_message_that_cannot_be_said_is_refused(message, reason):
+    with pytest.raises(twiml.TwimlError, match=reason):
+        twiml.say_then_hang_up(message)

@@ -3,14 +3,14 @@
 as possibly stale (`shown_stale`, so hearing from it again counts as a change).
 
 Revision ID: d4ca11ed0004
-Revises: b2c0ffee0002
+Revises: c3decade0003
 Create Date: 2026-11-23
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "d4ca11ed0004"
-down_revision = "b2c0ffee0002"
+down_revision = "c3decade0003"
 branch_labels = None
 depends_on = None
 

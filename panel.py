@@ -436,7 +436,7 @@ def _call_context(call: Call) -> dict:
         .order_by(OperatorAction.id.desc())
     ).all()
     children = db.session.scalars(
-        select(Call).where(Call.parent_call_sid == call.sid).order_by(Call.created_at)
+        select(Call).where(rare(Call.parent_call_sid == call.sid)).order_by(Call.created_at)
     ).all()
     transcript, transcript_error = None, None
     if _demo_mode():

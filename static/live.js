@@ -16,8 +16,10 @@
   var alertsToggle = document.getElementById("alerts-toggle");
   var shortcuts = document.getElementById("shortcuts");
   var recent = {};  // sid -> version received within the lag window (rows and removals)
-  var held = [];    // new rows held back while the pointer is over the list
-  var hovering = false;
+  var held = [];    // new rows held back while the pointer is over the list (HOLD_MS at most)
+  var hovering = false, releaseTimer = null;
+  var HOLD_MS = 3000;
+  var heldNotice = document.getElementById("held-notice");
   var ALERTS_KEY = "switchboard.alerts";
   var ENDED = ["completed", "busy", "failed", "no-answer", "canceled"];
 
@@ -122,6 +124,7 @@
         } else if (hovering) {
           held = held.filter(function (h) { return h.getAttribute("data-sid") !== sid; });
           held.push(row);
+          if (!releaseTimer) releaseTimer = window.setTimeout(release, HOLD_MS);
         } else {
           arrive(row);
         }
@@ -133,16 +136,27 @@
 
   function settle() {
     if (emptyNote) emptyNote.hidden = rows().length > 0 || held.length > 0;
+    if (heldNotice) {
+      heldNotice.hidden = held.length === 0;
+      heldNotice.textContent = held.length === 1 ? "1 new call: it shows in a moment, or when the pointer leaves the list."
+        : held.length + " new calls: they show in a moment, or when the pointer leaves the list.";
+    }
     applyFilter();
     if (window.Switchboard && window.Switchboard.tick) window.Switchboard.tick();
   }
 
-  // New calls wait while the pointer is over the list, so the row under it never moves.
+  // New calls wait while the pointer is over the list, so the row under it does not move as
+  // it is clicked; at most HOLD_MS, so a pointer resting there never hides a call for long.
+  function release() {
+    window.clearTimeout(releaseTimer);
+    releaseTimer = null;
+    held.splice(0).forEach(arrive);
+    settle();
+  }
   body.addEventListener("pointerenter", function () { hovering = true; });
   body.addEventListener("pointerleave", function () {
     hovering = false;
-    held.splice(0).forEach(arrive);
-    settle();
+    release();
   });
 
   function poll() {

@@ -147,6 +147,7 @@ def wire(app: Flask, **emulator_config) -> Wired:
         "TWILIO_PHONE_NUMBER": app.config["TWILIO_PHONE_NUMBER"],
         "EMULATOR_VOICE_URL": f"{app_server.url}/voice",
         "EMULATOR_STATUS_CALLBACK": f"{app_server.url}/status",
+        "EMULATOR_DEBUGGER_URL": f"{app_server.url}/debugger",
         "EMULATOR_INBOUND_HANGUP_AFTER": "0",
         **emulator_config,
     })

@@ -105,7 +105,7 @@ def test_no_page_scrolls_sideways_on_a_phone(panel: Page, stack):
     panel.get_by_label("Redirect URL").fill(dead)
     panel.get_by_label("Method").select_option("POST")
     panel.get_by_role("button", name="Redirect", exact=True).click()
-    expect(panel.locator(".transcript")).to_contain_text("11200", timeout=LIVE_TIMEOUT_MS * 4)
+    expect(panel.locator(".transcript")).to_contain_text("11205", timeout=LIVE_TIMEOUT_MS * 4)
 
     panel.set_viewport_size(PHONE)
     for path in (f"/admin/calls/{sid}", "/admin", "/admin/history", "/admin/operators",
@@ -160,7 +160,8 @@ def test_the_caller_hangs_up_from_the_call_page(panel: Page, stack):
 
 def test_the_journey_explains_a_redirect_to_a_dead_url(panel: Page, stack):
     sid = open_live_call(panel, stack, "+15555550169")
-    panel.get_by_label("Redirect URL").fill("http://127.0.0.1:9/dead")
+    dead = f"{stack.url}/no-twiml-here"  # it answers 404: Twilio's 11200
+    panel.get_by_label("Redirect URL").fill(dead)
     panel.get_by_role("button", name="Redirect", exact=True).click()
     journey = panel.locator(".journey")
     failed = journey.locator(".step.failed", has_text="11200")
@@ -170,10 +171,12 @@ def test_the_journey_explains_a_redirect_to_a_dead_url(panel: Page, stack):
     expect(explanation).to_contain_text("Fix:")
     expect(explanation.get_by_role("link", name="Twilio's page for error 11200")).to_have_attribute(
         "href", "https://www.twilio.com/docs/api/errors/11200")
+    # Twilio's Debugger webhook tells the app too: a red Debugger entry with the code.
+    expect(journey.locator(".step-debugger.failed", has_text="11200")).to_be_visible()
     action = journey.locator(".step-action", has_text="redirect by admin")
     action.locator("summary").click()
     expect(action.locator("pre").first).to_contain_text(
-        f'client.calls("{sid}").update(url="http://127.0.0.1:9/dead", method="POST")')
+        f'client.calls("{sid}").update(url="{dead}", method="POST")')
     expect(action).to_contain_text('-u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN"')
     webhook = journey.locator(".step-webhook", has_text="/voice →").first
     webhook.locator("summary").click()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 import wire_log
 from emulator import ManualClock
-from models import DebuggerEvent, WireEntry, db
+from models import DebuggerEvent, WireEntry, db, utcnow
 from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, inbound_params, new_call_sid, wire
 
 API_AUTH = ("admin", ADMIN_PASSWORD)
@@ -168,3 +168,16 @@ def test_the_curl_of_an_action_runs_against_twilio(app, wired):
                                                         "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
     # It reached the call, authenticated: Twilio's answer to hanging up a call already ended.
     assert json.loads(result.stdout)["code"] == 21220, result.stdout + result.stderr
+
+
+def test_the_wire_log_keeps_request_log_days_and_deletes_older_entries(make_app, database_url):
+    app = make_app(database_url, REQUEST_LOG_DAYS=7)
+    with app.app_context():
+        log = wire_log.log()
+        for age in (8, 6, 0):  # days ago
+            log.add({"at": utcnow() - timedelta(days=age), "kind": "rest", "method": "GET",
+                     "url": f"https://api.twilio.com/{age}", "params": ""})
+        log.flush()
+        log.prune()
+        kept = db.session.scalars(db.select(WireEntry.url).order_by(WireEntry.id)).all()
+    assert kept == ["https://api.twilio.com/6", "https://api.twilio.com/0"]

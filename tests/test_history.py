@@ -137,7 +137,7 @@ def test_one_duration_format(seconds, text):
 
 def test_durations_read_the_same_in_history_and_on_the_call_page(panel, twilio):
     sid = inbound(twilio, ended_after=245)
-    assert '<td class="duration">4 min 05 s</td>' in panel.get("/admin/history").get_data(as_text=True)
+    assert '<td class="duration" data-label="Duration">4 min 05 s</td>' in panel.get("/admin/history").get_data(as_text=True)
     page = panel.get(f"/admin/calls/{sid}").get_data(as_text=True)
     assert "lasted 4 min 05 s" in page  # the action bar
     assert "status callback #0 · 4 min 05 s" in page

@@ -236,6 +236,11 @@ def caller_presses(sid: str, digits: str) -> dict:
     return _emulator("POST", f"/emulator/calls/{sid}/digits", json={"digits": digits})
 
 
+def caller_stays(sid: str) -> dict:
+    """Demo mode: the simulated caller stays on the line (no planned hang-up)."""
+    return _emulator("POST", f"/emulator/calls/{sid}/stay")
+
+
 def caller_hangs_up(sid: str) -> dict:
     """Demo mode: the simulated caller puts the phone down."""
     return _emulator("POST", f"/emulator/calls/{sid}/hangup")

@@ -25,8 +25,20 @@ ROOT = Path(__file__).resolve().parent
 INSTANCE = ROOT / "instance"
 DEMO_ENV = INSTANCE / "demo.env"
 OUR_NUMBER = "+15555550100"
-MAX_LIVE_CALLS = 6  # simulated callers stop ringing while this many calls are live
+MAX_LIVE_CALLS = 6  # simulated callers stop ringing while this many of them are on the line
+# A simulated caller holds this long (seconds, at random) and then hangs up, unless the call
+# ended sooner or a learner pressed "Stay on the line" on its page.
+CALLER_PATIENCE = (60, 300)
 LIVE_STATUSES = ("queued", "ringing", "in-progress")
+# The emulator's scenario numbers, for "Place a call" (the banner and the README list these).
+SCENARIOS = [
+    ("+15555550142", "answers (any other number does too)"),
+    ("+15555550186", "busy"),
+    ("+15555550187", "never answers (no-answer after the timeout)"),
+    ("+15555550188", "fails at once"),
+    ("+15555550189", "answered by a machine (with MachineDetection)"),
+    ("+15555550190", "answered by a fax (with MachineDetection)"),
+]
 CALLERS = [
     ("+15555550101", "Ada Lovelace"), ("+15555550102", "Grace Hopper"),
     ("+15555550103", "Alan Turing"), ("+15555550104", "Katherine Johnson"),
@@ -73,18 +85,20 @@ def wait_for(url: str, process: subprocess.Popen, name: str, timeout: float = 60
     raise SystemExit(f"The {name} did not answer at {url} within {timeout:.0f} s.")
 
 
-def live_calls(emulator_url: str, auth: tuple[str, str]) -> int:
-    """How many of the emulator's calls are still live (callers who stay add up otherwise)."""
+def simulated_callers_on_the_line(emulator_url: str, auth: tuple[str, str]) -> int:
+    """How many simulated callers are on the line (calls a learner placed do not count)."""
     response = requests.get(f"{emulator_url}/emulator/calls", auth=auth, timeout=10)
     response.raise_for_status()
-    return sum(call["status"] in LIVE_STATUSES for call in response.json()["calls"])
+    numbers = {number for number, _ in CALLERS}
+    return sum(call["status"] in LIVE_STATUSES and call["direction"] == "inbound"
+               and call["from"] in numbers for call in response.json()["calls"])
 
 
 def ring(emulator_url: str, auth: tuple[str, str], rng: random.Random) -> str:
-    """A simulated caller rings our number; some hang up after a while, some stay."""
+    """A simulated caller rings our number, holds for CALLER_PATIENCE, then hangs up."""
     number, name = rng.choice(CALLERS)
     payload = {"from": number, "to": OUR_NUMBER,
-               "hangup_after": rng.choice([0, 45, 90, 150, 240])}
+               "hangup_after": round(rng.uniform(*CALLER_PATIENCE))}
     if name:
         payload["caller_name"] = name
     response = requests.post(f"{emulator_url}/emulator/incoming", json=payload, auth=auth, timeout=10)
@@ -164,6 +178,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         wait_for(f"{app_url}/healthz", processes["app"], "app")
+        scenarios = "\n".join(f"        {number}  {what}" for number, what in SCENARIOS)
         print(f"""
   Switchboard demo is running (Ctrl-C stops it).
 
@@ -171,11 +186,13 @@ def main() -> int:
     Log in as        admin / {creds['ADMIN_PASSWORD']}   (kept in instance/demo.env)
     Local Twilio     {emulator_url}/   (the emulator: every call and what its caller heard)
 
-  Simulated callers ring {OUR_NUMBER} about every {args.call_every:.0f} s. Try this:
+  Simulated callers ring {OUR_NUMBER} about every {args.call_every:.0f} s (up to {MAX_LIVE_CALLS} on the
+  line at once); each holds {CALLER_PATIENCE[0] // 60}-{CALLER_PATIENCE[1] // 60} minutes and then hangs up, unless you press
+  "Stay on the line" on its page. Try this:
     - watch a call appear live, then open it and press "Send TwiML" with the "Say a message"
       preset: the transcript shows what the caller heard;
-    - "Redirect" a call, "Hang up" one, "Place a call" to +15555550186 (busy),
-      +15555550187 (never answers) or +15555550142 (answers);
+    - "Redirect" a call, "Hang up" one, or "Place a call" to a scenario number:
+{scenarios}
     - ring it yourself with "Simulate incoming call" in the panel;
     - open a call's Journey: every webhook, status callback and SDK request, with the
       TwiML we answered, the SDK call and its curl, and each Twilio error explained;
@@ -192,7 +209,7 @@ def main() -> int:
                     raise SystemExit(f"The {name} stopped (exit code {process.returncode}).")
             if args.call_every > 0 and time.monotonic() >= next_call:
                 try:
-                    if live_calls(emulator_url, auth) < MAX_LIVE_CALLS:
+                    if simulated_callers_on_the_line(emulator_url, auth) < MAX_LIVE_CALLS:
                         print(f"  ☎  incoming call from {ring(emulator_url, auth, rng)}", flush=True)
                 except requests.RequestException as error:
                     print(f"  could not ring the app: {error}", flush=True)

@@ -815,6 +815,16 @@ def caller_hangs_up(sid: str):
     return redirect(url_for("panel.call_page", sid=call.sid))
 
 
+@bp.post("/admin/calls/<sid>/caller/stay")
+@login_required
+def caller_stays(sid: str):
+    """Demo mode: the simulated caller stays on the line until someone hangs up."""
+    call = _demo_call_or_404(sid)
+    _as_the_caller(lambda: call_control.caller_stays(call.sid),
+                   "The caller will stay on the line until someone hangs up.")
+    return redirect(url_for("panel.call_page", sid=call.sid))
+
+
 def _demo_call_or_404(sid: str) -> Call:
     if not _demo_mode():
         abort(404)

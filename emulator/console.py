@@ -273,6 +273,19 @@ def hangup(sid: str) -> Response:
     return json_response(call_summary(call), 200 if call.ended else 202)
 
 
+@bp.post("/emulator/calls/<sid>/stay")
+@wrap_auth
+def stay(sid: str) -> Response:
+    """The caller stays on the line: a hang-up planned with `hangup_after` is called off."""
+    try:
+        call = engine().stay(sid)
+    except CallNotFound:
+        abort(json_response({"error": f"no call {sid}"}, 404))
+    except CallStateError:
+        return json_response({"error": "the call has ended"}, 409)
+    return json_response(call_summary(call), 202)
+
+
 # --------------------------------------------------------------------------- console pages
 
 #: Seconds between refreshes of a page that can still change.

@@ -906,7 +906,7 @@ class Engine:
         who = f"{call.from_} ({call.caller_name})" if call.caller_name else call.from_
         self.note(call, "status", f"{who} calls {call.to}; ringing", status="ringing")
         if hangup_after:
-            self._at(s.scaled(hangup_after), call, lambda: self._caller_hangs_up(call))
+            self._at(s.scaled(hangup_after), call, lambda: self._planned_hang_up(call))
         self._at(0, call, lambda: self._start(call, Source(url=call.url, method=call.method)))
         with self._lock:
             return call.snapshot()
@@ -973,6 +973,16 @@ class Engine:
             call = self._live(sid)
             if not call.ended:
                 self._at(0, call, lambda: self._caller_hangs_up(call))
+            return call.snapshot()
+
+    def stay(self, sid: str) -> Call:
+        """The console: the caller stays on the line (the hang-up `hangup_after` planned is
+        called off). Raises CallStateError once the call has ended."""
+        with self._lock:
+            call = self._live(sid)
+            if call.ended:
+                raise CallStateError(sid)
+            call.hangup_after = None
             return call.snapshot()
 
     def press(self, sid: str, digits: str) -> Call:
@@ -1115,7 +1125,7 @@ class Engine:
                 call.recording_sid = recording.sid
             self.note(call, "record", "Recording the call (Record=true)", recording_url=self.recording_url(recording))
         if call.hangup_after:
-            self._at(self.settings.scaled(call.hangup_after), call, lambda: self._caller_hangs_up(call))
+            self._at(self.settings.scaled(call.hangup_after), call, lambda: self._planned_hang_up(call))
         if call.send_digits:
             # Sent before the TwiML runs; with SendDigits, MachineDetection is ignored (spec CreateCall).
             self.note(call, "digits", f"Twilio sends the digits {call.send_digits} to {call.to}", digits=call.send_digits)
@@ -1160,6 +1170,11 @@ class Engine:
         """The app's TwiML picked up an inbound call: ringing → in-progress (the runner calls this)."""
         if call.status == "ringing":
             self._answer(call)
+
+    def _planned_hang_up(self, call: Call) -> None:
+        """The caller's patience ran out (`hangup_after`), unless they were asked to stay."""
+        if call.hangup_after:
+            self._caller_hangs_up(call)
 
     def _caller_hangs_up(self, call: Call) -> None:
         if call.ended:

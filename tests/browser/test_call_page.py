@@ -153,6 +153,8 @@ def test_the_caller_hangs_up_from_the_call_page(panel: Page, stack):
     panel.get_by_label("Keys to press").evaluate("el => el.removeAttribute('pattern')")
     panel.get_by_role("button", name="Press keys").click()
     expect(panel.get_by_role("alert")).to_contain_text("Keys must be one to 64 of 0–9, * and #")
+    panel.get_by_role("button", name="Stay on the line").click()
+    expect(panel.get_by_role("status").first).to_contain_text("The caller will stay on the line")
     panel.get_by_role("button", name="The caller hangs up").click()
     expect(panel.locator("#call-status")).to_contain_text("completed", timeout=LIVE_TIMEOUT_MS)
     assert stack.emulator_call(sid)["status"] == "completed"

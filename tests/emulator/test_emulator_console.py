@@ -83,6 +83,21 @@ def test_live_digits_and_hangup_endpoints(emu, receiver):
     assert emu.client.calls(sid).fetch().status == "completed"
 
 
+def test_a_caller_asked_to_stay_does_not_hang_up(emu, receiver):
+    receiver.answer("/voice", twiml("<Enqueue>support</Enqueue>"))
+    sid = emu.engine.incoming(from_=CALLER, hangup_after=7).sid
+    emu.advance(3)
+    response = requests.post(emu.url + f"/emulator/calls/{sid}/stay", auth=AUTH, timeout=5)
+    assert response.status_code == 202
+    emu.advance(60)
+    assert emu.client.calls(sid).fetch().status == "in-progress"
+    emu.engine.caller_hangs_up(sid)
+    emu.advance(0)
+    assert emu.client.calls(sid).fetch().status == "completed"
+    ended = requests.post(emu.url + f"/emulator/calls/{sid}/stay", auth=AUTH, timeout=5)
+    assert ended.status_code == 409
+
+
 def test_console_pages_list_calls_and_escape_caller_names(emu, receiver):
     receiver.answer("/voice", twiml("<Say>Hi</Say>"))
     hostile = "<script>alert(1)</script>"

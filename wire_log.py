@@ -59,12 +59,13 @@ class WireLog:
         self.pending: deque[dict] = deque()
         self.lock = threading.Lock()  # one writer at a time: the thread, or a reader's flush
         self.pid = None
+        self.closed = False
         self.last_prune = time.monotonic()
 
     def add(self, entry: dict) -> None:
         """Queue one exchange (a dict of WireEntry's columns)."""
         self.pending.append(entry)
-        if self.pid != os.getpid():  # first use in this process (gunicorn forks workers)
+        if self.pid != os.getpid() and not self.closed:  # first use in this process (gunicorn forks workers)
             self.pid = os.getpid()
             threading.Thread(target=self._run, name="wire-log", daemon=True).start()
             atexit.register(self._flush_at_exit)
@@ -111,9 +112,17 @@ class WireLog:
                     break
             db.session.remove()
 
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread: an app that is done (a test's,
+        before its engine is disposed) must not open a connection afterwards."""
+        self.closed = True
+        self.flush()
+
     def _run(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
+            if self.closed:
+                return
             try:
                 self.flush()
                 if time.monotonic() - self.last_prune > PRUNE_EVERY_SECONDS:
@@ -123,6 +132,8 @@ class WireLog:
                 self.app.logger.exception("Could not write the wire log; will retry.")
 
     def _flush_at_exit(self) -> None:
+        if self.closed:
+            return
         try:
             self.flush()
         except Exception:  # the database may already be gone

@@ -12,7 +12,7 @@ import pytest
 
 from app import create_app
 from postgres import PostgresServer
-from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio
+from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio, dispose
 
 ENGINES = [
     pytest.param("sqlite", id="sqlite"),
@@ -78,10 +78,8 @@ def make_app():
         return apps[-1]
 
     yield make
-    from models import db
     for built in apps:
-        with built.app_context():
-            db.engine.dispose()
+        dispose(built)
 
 
 @pytest.fixture

@@ -20,6 +20,16 @@ ADMIN_PASSWORD = "correct horse battery staple"
 OUR_NUMBER = "+15555550100"
 
 
+def dispose(app: Flask) -> None:
+    """Done with a test's app: its wire log written and stopped, then its database pool
+    closed (nothing may open a connection after that)."""
+    import wire_log
+    from models import db
+    with app.app_context():
+        wire_log.log().close()
+        db.engine.dispose()
+
+
 def new_call_sid() -> str:
     """A fresh, valid CallSid."""
     return "CA" + secrets.token_hex(16)

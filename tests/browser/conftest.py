@@ -10,7 +10,7 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from app import create_app
-from support import wire
+from support import dispose, wire
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "browser-test-token-0123456789abc"
@@ -87,9 +87,7 @@ def stack(engine_name, tmp_path_factory, request):
     )
     yield Stack(app, wired.app_url, wired.emulator_app, wired.emulator_url)
     wired.stop()
-    from models import db
-    with app.app_context():
-        db.engine.dispose()
+    dispose(app)
 
 
 @pytest.fixture(scope="session")

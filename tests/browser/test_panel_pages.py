@@ -9,7 +9,7 @@ from app import create_app
 from call_records import CallUpdate, record_call
 from models import Call, db, utcnow
 from panel import mark_stale_calls
-from support import serve_app
+from support import dispose, serve_app
 
 from .conftest import LIVE_TIMEOUT_MS
 
@@ -101,8 +101,7 @@ def test_login_is_closed_while_admin_password_is_unset(browser, database_url):
     finally:
         context.close()
         server.stop()
-        with app.app_context():
-            db.engine.dispose()
+        dispose(app)
 
 
 def test_security_headers_on_panel_pages(panel: Page, stack):

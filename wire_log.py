@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from flask import Flask, current_app, g, request
 from sqlalchemy import delete, insert, select
 
+from call_records import CALL_SID_PATTERN
 from database import driver_statement, writers_in_turn
 from models import WireEntry, db, utcnow
 
@@ -156,7 +157,7 @@ def _row(entry: dict) -> dict:
     at = entry["at"]
     return {
         "at": datetime.fromtimestamp(at, UTC).replace(tzinfo=None) if isinstance(at, float) else at,
-        "kind": entry["kind"], "call_sid": entry.get("call_sid"),
+        "kind": entry["kind"], "call_sid": _call_sid(entry.get("call_sid")),
         "method": entry["method"][:8], "url": entry["url"].replace("\x00", ""),
         "params": params.replace("\x00", ""),
         "signature": entry.get("signature"), "status": entry.get("status"),
@@ -164,6 +165,11 @@ def _row(entry: dict) -> dict:
         "duration_ms": entry.get("duration_ms"), "action_id": entry.get("action_id"),
         "error_code": entry.get("error_code"),
     }
+
+
+def _call_sid(value) -> str | None:
+    """A well-formed CallSid, else None (a refused webhook may carry anything)."""
+    return value if isinstance(value, str) and CALL_SID_PATTERN.match(value) else None
 
 
 # -------------------------------------------------------------- webhooks (incoming)

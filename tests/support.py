@@ -26,8 +26,10 @@ def dispose(app: Flask) -> None:
     import wire_log
     from models import db
     with app.app_context():
-        wire_log.log().close()
-        db.engine.dispose()
+        try:
+            wire_log.log().close()
+        finally:
+            db.engine.dispose()
 
 
 def new_call_sid() -> str:

@@ -60,6 +60,11 @@ def test_every_webhook_is_logged_with_our_answer_refused_ones_too(app, twilio, c
     assert [(e.status, e.call_sid) for e in refused] == [(403, None)]  # tied to no call
     bad = [e for e in entries(app, kind="status_callback") if e.status == 400]
     assert len(bad) == 1 and "CallSid must be" in bad[0].response
+    # A CallSid too long for its column is logged, tied to no call, with the rest of the batch.
+    assert twilio.post("/voice", inbound_params("CA" + "f" * 40)).status_code == 400
+    assert twilio.post("/voice", inbound_params(sid)).status_code == 200
+    assert [e.status for e in entries(app, kind="webhook")][-2:] == [400, 200]
+    assert entries(app, kind="webhook")[-2].call_sid is None
 
 
 def test_a_debugger_event_is_signed_stored_once_and_tied_to_its_call(app, twilio, client):

@@ -20,7 +20,13 @@ from functools import cache
 from sqlalchemy import Connection, and_, case, false, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from database import DriverStatement, driver_statement, writers_in_turn
+from database import (
+    Discard,
+    DriverStatement,
+    driver_statement,
+    driver_transaction,
+    writers_in_turn,
+)
 from models import (
     DIGITS_MAX,
     RECORDING_FINAL_STATUSES,
@@ -201,28 +207,15 @@ def _write_webhook(call: dict, event: dict | None) -> bool:
         return True
     upsert = _driver_statement(dialect, "upsert_call", tuple(call))
     insert_event = event and _driver_statement(dialect, "insert_event", tuple(event))
-    connection = db.engine.raw_connection()  # from the pool; close() gives it back
-    try:
-        with writers_in_turn():
-            cursor = connection.cursor()
-            try:
-                cursor.execute(upsert.sql, upsert.parameters(call))
-                new = True
-                if event is not None:
-                    cursor.execute(insert_event.sql, insert_event.parameters(event))
-                    new = cursor.fetchone() is not None
-                if new:
-                    connection.commit()
-                else:
-                    connection.rollback()
-                return new
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
-    finally:
-        connection.close()
+    new = True
+    with driver_transaction() as cursor:
+        cursor.execute(upsert.sql, upsert.parameters(call))
+        if event is not None:
+            cursor.execute(insert_event.sql, insert_event.parameters(event))
+            new = cursor.fetchone() is not None
+            if not new:  # a retry: the call row's upsert goes back too
+                raise Discard
+    return new
 
 
 @cache

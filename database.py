@@ -174,3 +174,29 @@ def driver_statement(dialect, statement, columns: tuple[str, ...]) -> DriverStat
     sql = statement.compile(dialect=dialect, column_keys=list(columns))
     positions = tuple(sql.positiontup) if sql.positional else None
     return DriverStatement(sql.string, positions, dialect.name == "sqlite")
+
+
+class Discard(Exception):
+    """Raised inside driver_transaction() to roll its writes back quietly (not an error)."""
+
+
+@contextmanager
+def driver_transaction():
+    """A cursor on a pooled driver connection, the writers' turn taken: what the block wrote
+    is committed when it ends, rolled back if it raises (Discard: rolled back, no error)."""
+    connection = db.engine.raw_connection()  # from the pool; close() gives it back
+    try:
+        with writers_in_turn():
+            cursor = connection.cursor()
+            try:
+                yield cursor
+                connection.commit()
+            except Discard:
+                connection.rollback()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+    finally:
+        connection.close()

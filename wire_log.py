@@ -21,7 +21,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy import delete, insert, select
 
 from call_records import CALL_SID_PATTERN
-from database import driver_statement, writers_in_turn
+from database import driver_statement, driver_transaction, writers_in_turn
 from models import WireEntry, db, utcnow
 
 FLUSH_SECONDS = 0.25
@@ -83,20 +83,8 @@ class WireLog:
             with self.app.app_context():
                 statement = driver_statement(db.engine.dialect, _INSERT, _COLUMNS)
                 rows = [statement.parameters(_row(entry)) for entry in batch]
-                connection = db.engine.raw_connection()
-                try:
-                    with writers_in_turn():
-                        cursor = connection.cursor()
-                        try:
-                            cursor.executemany(statement.sql, rows)
-                            connection.commit()
-                        except BaseException:
-                            connection.rollback()
-                            raise
-                        finally:
-                            cursor.close()
-                finally:
-                    connection.close()
+                with driver_transaction() as cursor:
+                    cursor.executemany(statement.sql, rows)
 
     def prune(self) -> None:
         """Delete entries older than REQUEST_LOG_DAYS, PRUNE_BATCH at a time."""

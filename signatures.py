@@ -28,25 +28,20 @@ def _raw_path_and_query() -> str:
     return f"{path}?{query}" if query else path
 
 
-def signature_is_valid() -> bool:
-    """True if X-Twilio-Signature matches this request signed with our Auth Token."""
-    signature = request.headers.get("X-Twilio-Signature", "")
-    token = current_app.config["TWILIO_AUTH_TOKEN"]
-    if not signature or not token:
-        return False
-    params = request.form if request.method == "POST" else {}
-    return RequestValidator(token).validate(requested_url(), params, signature)
-
-
 def signature_verdict() -> str:
-    """What the check said of this request: valid, invalid, missing, or unchecked (checks
-    off); the URL it was checked on is g.signature_url."""
-    g.signature_url = requested_url()
+    """What the check of X-Twilio-Signature (this request signed with our Auth Token) says:
+    valid, invalid, missing, or unchecked (checks off); the URL it was checked on is kept in
+    g.signature_url."""
+    url = g.signature_url = requested_url()
     if not current_app.config["TWILIO_VALIDATE_SIGNATURES"]:
         return "unchecked"
-    if "X-Twilio-Signature" not in request.headers:
+    signature = request.headers.get("X-Twilio-Signature")
+    if signature is None:
         return "missing"
-    return "valid" if signature_is_valid() else "invalid"
+    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    params = request.form if request.method == "POST" else {}
+    valid = bool(signature and token) and RequestValidator(token).validate(url, params, signature)
+    return "valid" if valid else "invalid"
 
 
 def twilio_signed(view):

@@ -64,7 +64,7 @@ class WireLog:
         self.last_prune = time.monotonic()
 
     def add(self, entry: dict) -> None:
-        """Queue one exchange (a dict of WireEntry's columns)."""
+        """Queue one exchange (a dict of WireEntry's columns; `at` as time.time())."""
         self.pending.append(entry)
         if self.pid != os.getpid() and not self.closed:  # first use in this process (gunicorn forks workers)
             self.pid = os.getpid()
@@ -142,9 +142,8 @@ def _row(entry: dict) -> dict:
         response = response.decode("utf-8", "replace")
     if isinstance(params, bytes):
         params = params.decode("utf-8", "replace")
-    at = entry["at"]
     return {
-        "at": datetime.fromtimestamp(at, UTC).replace(tzinfo=None) if isinstance(at, float) else at,
+        "at": datetime.fromtimestamp(entry["at"], UTC).replace(tzinfo=None),
         "kind": entry["kind"], "call_sid": _call_sid(entry.get("call_sid")),
         "method": entry["method"][:8], "url": entry["url"].replace("\x00", ""),
         "params": params.replace("\x00", ""),
@@ -195,7 +194,7 @@ def record_exchange(method: str, url: str, data, status: int | None, body: str |
                     duration_ms: float, error_code: int | None) -> None:
     """Note one REST request the SDK made; an operator action claims it (`claim_exchanges`),
     else it is queued unclaimed when the request ends (or at once outside a request)."""
-    entry = {"at": utcnow(), "kind": "rest", "call_sid": _call_sid_in(url), "method": method,
+    entry = {"at": time.time(), "kind": "rest", "call_sid": _call_sid_in(url), "method": method,
              "url": url, "params": urlencode(data or {}, doseq=True), "status": status,
              "response": body,
              "duration_ms": duration_ms, "error_code": error_code}

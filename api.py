@@ -12,6 +12,7 @@ from auth import basic_auth_required
 from journey import journey as journey_of
 from models import MAX_PAGE, STATUS_RANK, Call, db
 from panel import relay_recording, viewers
+from transcript import fold
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -95,14 +96,14 @@ def get_journey(sid: str):
     heard. Each entry has kind, at, summary, and where they apply request, response,
     error_code (with its explanation), sdk_code and curl."""
     call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
-    heard = None
+    lines = []
     if current_app.config["EMULATOR_URL"]:
         try:
-            heard = call_control.transcript(call.sid)
+            lines = call_control.transcript(call.sid).get("transcript") or []
         except call_control.ControlError:
-            heard = None
-    entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard,
-                         current_app.config["HOLD_MUSIC_URL"])
+            lines = []
+    heard = fold(lines, current_app.config["HOLD_MUSIC_URL"])
+    entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard)
     return jsonify(call_sid=call.sid, entries=[entry.to_dict() for entry in entries])
 @bp.get("/recordings/<sid>.<fmt>")
 @basic_auth_required

@@ -20,7 +20,6 @@ from models import DebuggerEvent, OperatorAction, WireEntry, db, isoformat
 from twilio_errors import explain
 
 _ACCOUNT_IN_PATH = re.compile(r"/Accounts/AC[0-9a-fA-F]{32}/")
-_CALL_IN_PATH = re.compile(r"/Calls/(CA[0-9a-fA-F]{32})")
 # Twilio's Calls parameters whose SDK keyword is not plain snake_case.
 _SDK_NAMES = {"From": "from_"}
 
@@ -66,10 +65,10 @@ class Entry:
         return body
 
 
-def journey(sid: str, auth_token: str, transcript: dict | None = None,
-            hold_music_url: str | None = None) -> list[Entry]:
+def journey(sid: str, auth_token: str, heard=()) -> list[Entry]:
     """Every step of the call `sid`, oldest first (what this process heard is written first).
-    `auth_token` signs the webhooks' "copy as curl"; `transcript` is the emulator's."""
+    `auth_token` signs the webhooks' "copy as curl"; `heard` is the emulator's transcript as
+    transcript.fold() gives it."""
     wire_log.flush()
     exchanges = db.session.scalars(select_wire(sid)).all()
     actions = db.session.scalars(
@@ -87,8 +86,7 @@ def journey(sid: str, auth_token: str, transcript: dict | None = None,
     entries.extend(_action(action, by_action.get(action.id, [])) for action in actions)
     entries.extend(_debugger(event) for event in db.session.scalars(
         db.select(DebuggerEvent).where(DebuggerEvent.call_sid == sid)))
-    if transcript:
-        entries.extend(_heard(transcript.get("transcript") or [], hold_music_url))
+    entries.extend(_heard(heard))
     entries.sort(key=lambda entry: entry.at)
     return _fold_repeats(entries)
 
@@ -170,12 +168,12 @@ def _debugger(event: DebuggerEvent) -> Entry:
 _OK_WEBHOOK = re.compile(r"→ 2\d\d$")
 
 
-def _heard(lines: list[dict], hold_music_url: str | None) -> list[Entry]:
+def _heard(folded) -> list[Entry]:
     """The caller's side. Status lines and webhooks that worked are left out: the wire log
     has them from our side. The transcript's times are whole seconds, so a line goes after
     what we recorded within its second (the webhook that caused it comes first)."""
     heard = []
-    for item in transcript_module.fold(lines, hold_music_url):
+    for item in folded:
         first = item.first if isinstance(item, transcript_module.Fold) else item
         at = _rfc2822(first.get("at"))
         kind = first.get("kind")
@@ -213,15 +211,15 @@ def sdk_code(exchange: WireEntry) -> str | None:
     """The Python SDK call that makes this REST request, e.g.
     client.calls("CA…").update(twiml="<Response>…</Response>")."""
     path = urlsplit(exchange.url).path
-    call = _CALL_IN_PATH.search(path)
+    call = wire_log.call_sid_in(path)
     args = ", ".join(f"{_SDK_NAMES.get(name, _snake(name))}={_literal(value)}"
                      for name, value in exchange.parameters.items())
     if call and exchange.method == "POST":
-        return f'client.calls("{call.group(1)}").update({args})'
+        return f'client.calls("{call}").update({args})'
     if call and exchange.method == "GET":
-        return f'client.calls("{call.group(1)}").fetch()'
+        return f'client.calls("{call}").fetch()'
     if call and exchange.method == "DELETE":
-        return f'client.calls("{call.group(1)}").delete()'
+        return f'client.calls("{call}").delete()'
     if path.endswith("/Calls.json") and exchange.method == "POST":
         return f"client.calls.create({args})"
     if path.endswith("/Calls.json") and exchange.method == "GET":

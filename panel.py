@@ -449,8 +449,9 @@ def _call_context(call: Call) -> dict:
     _seen(call)
     others = [v for v in viewers(call.sid) if v.id != current_user.id]
     timeline = status_timeline(events)
-    steps = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], transcript,
-                       current_app.config["HOLD_MUSIC_URL"])
+    heard = transcript_module.fold((transcript or {}).get("transcript") or [],
+                                   current_app.config["HOLD_MUSIC_URL"])
+    steps = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard)
     fingerprint = _fingerprint([
         call.status, call.duration, stale, polling, [e.id for e in events], call.handler_id,
         [v.username for v in others],
@@ -461,8 +462,7 @@ def _call_context(call: Call) -> dict:
     return {
         "call": call, "events": timeline, "journey": steps, "operator_actions": operator_actions,
         "children": children, "transcript": transcript, "transcript_error": transcript_error,
-        "transcript_lines": transcript_module.fold(
-            (transcript or {}).get("transcript") or [], current_app.config["HOLD_MUSIC_URL"]),
+        "transcript_lines": heard,
         "stale": stale, "polling": polling, "fingerprint": fingerprint, "other_viewers": others,
         "poll_ms": current_app.config["PANEL_POLL_MS"], "demo": _demo_mode(),
         "parent": db.session.get(Call, call.parent_call_sid) if call.parent_call_sid else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -194,7 +195,7 @@ def record_exchange(method: str, url: str, data, status: int | None, body: str |
                     duration_ms: float, error_code: int | None) -> None:
     """Note one REST request the SDK made; an operator action claims it (`claim_exchanges`),
     else it is queued unclaimed when the request ends (or at once outside a request)."""
-    entry = {"at": time.time(), "kind": "rest", "call_sid": _call_sid_in(url), "method": method,
+    entry = {"at": time.time(), "kind": "rest", "call_sid": call_sid_in(url), "method": method,
              "url": url, "params": urlencode(data or {}, doseq=True), "status": status,
              "response": body,
              "duration_ms": duration_ms, "error_code": error_code}
@@ -217,10 +218,10 @@ def claim_exchanges(action_id: int, call_sid: str | None) -> None:
         log().add(entry)
 
 
-def _call_sid_in(url: str) -> str | None:
+_CALL_IN_PATH = re.compile(r"/Calls/(CA[0-9a-fA-F]{32})")
+
+
+def call_sid_in(url: str) -> str | None:
     """The CallSid in a Calls resource URL (…/Calls/CA….json), if any."""
-    marker = "/Calls/"
-    if marker not in url:
-        return None
-    sid = url.split(marker, 1)[1][:34]
-    return sid if sid.startswith("CA") and len(sid) == 34 else None
+    found = _CALL_IN_PATH.search(url)
+    return found.group(1) if found else None

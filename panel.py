@@ -128,9 +128,15 @@ def format_duration(seconds) -> str:
     return f"{secs} s"
 
 
+def stamp(changed_at: datetime) -> str:
+    """A changed_at as the live list's versions and cursors write it (to the microsecond:
+    the same text format compares in time order)."""
+    return changed_at.isoformat(timespec="microseconds")
+
+
 def version(call: Call) -> str:
-    """The version of a call's row in the live list (its changed_at, to the microsecond)."""
-    return call.changed_at.isoformat(timespec="microseconds")
+    """The version of a call's row in the live list."""
+    return stamp(call.changed_at)
 
 
 def mark_stale_calls(force: bool = False) -> None:
@@ -182,7 +188,7 @@ def _counts() -> dict[str, int]:
 def _cursor() -> str:
     """The newest change the database holds: where a freshly rendered page's feed starts."""
     newest = db.session.scalar(select(func.max(Call.changed_at)))
-    return newest.isoformat(timespec="microseconds") if newest else "1970-01-01T00:00:00.000000"
+    return stamp(newest or datetime(1970, 1, 1))
 
 
 def _parse_seen(header: str) -> dict[str, str]:
@@ -233,13 +239,13 @@ def live_rows():
     if len(changed) > FEED_RESET_ROWS:
         return _whole_list(mine)
     fresh = [sid for sid, at in changed
-             if seen.get(sid) != at.isoformat(timespec="microseconds")]
+             if seen.get(sid) != stamp(at)]
     if not fresh:
         return Response(status=204)
     calls = db.session.scalars(select(Call).where(Call.sid.in_(fresh))
                                .options(joinedload(Call.handler_operator))
                                .order_by(Call.created_at, Call.sid)).all()
-    newest = max(at for _, at in changed).isoformat(timespec="microseconds")
+    newest = stamp(max(at for _, at in changed))
     return render_template("_live_update.html", cursor=max(newest, raw_since), counts=_counts(),
                            calls=[c for c in calls if _belongs(c, mine)],
                            gone=[c for c in calls if not _belongs(c, mine)], reset=False,
@@ -403,11 +409,9 @@ def history():
     pages = max(1, -(-total // HISTORY_PER_PAGE))
     if page > pages and total:
         return redirect(url_for("panel.history", page=pages, **filters.as_args()))
-    stale_before = utcnow() - timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
     return render_template("history.html", rows=with_legs(calls), total=total, page=page,
                            pages=pages, filters=filters, statuses=list(STATUS_RANK),
-                           directions=DIRECTIONS, stale_before=stale_before,
-                           per_page=HISTORY_PER_PAGE)
+                           directions=DIRECTIONS, per_page=HISTORY_PER_PAGE)
 
 
 # -------------------------------------------------------------- one call

@@ -67,25 +67,39 @@ class WireLog:
     def add(self, entry: dict) -> None:
         """Queue one exchange (a dict of WireEntry's columns; `at` as time.time())."""
         self.pending.append(entry)
-        if self.pid != os.getpid() and not self.closed:  # first use in this process (gunicorn forks workers)
+        # First use in this process (gunicorn forks its workers after the app is made).
+        if self.pid != os.getpid() and not self.closed:
             self.pid = os.getpid()
             threading.Thread(target=self._run, name="wire-log", daemon=True).start()
             atexit.register(self._flush_at_exit)
 
     def flush(self) -> None:
-        """Write every queued exchange in one transaction (on the raw driver: per row,
-        SQLAlchemy's machinery costs more than the insert)."""
+        """Write every queued exchange in one transaction (nothing once closed)."""
         with self.lock:
-            batch = []
-            while self.pending:
-                batch.append(self.pending.popleft())
-            if not batch:
-                return
-            with self.app.app_context():
-                statement = driver_statement(db.engine.dialect, _INSERT, _COLUMNS)
-                rows = [statement.parameters(_row(entry)) for entry in batch]
-                with driver_transaction() as cursor:
-                    cursor.executemany(statement.sql, rows)
+            if not self.closed:
+                self._write_queued()
+
+    def close(self) -> None:
+        """Write what is queued, then write nothing more and stop the writer thread: an app
+        that is done (a test's, before its pool is disposed) must open no connection after."""
+        with self.lock:
+            if not self.closed:
+                self._write_queued()
+                self.closed = True
+
+    def _write_queued(self) -> None:
+        """The queue in one transaction on the raw driver (per row, SQLAlchemy's machinery
+        costs more than the insert); the caller holds the lock."""
+        batch = []
+        while self.pending:
+            batch.append(self.pending.popleft())
+        if not batch:
+            return
+        with self.app.app_context():
+            statement = driver_statement(db.engine.dialect, _INSERT, _COLUMNS)
+            rows = [statement.parameters(_row(entry)) for entry in batch]
+            with driver_transaction() as cursor:
+                cursor.executemany(statement.sql, rows)
 
     def prune(self) -> None:
         """Delete entries older than REQUEST_LOG_DAYS, PRUNE_BATCH at a time."""
@@ -93,6 +107,8 @@ class WireLog:
             before = utcnow() - timedelta(days=self.app.config["REQUEST_LOG_DAYS"])
             while True:
                 with self.lock, writers_in_turn():
+                    if self.closed:
+                        return
                     ids = db.session.scalars(select(WireEntry.id).where(WireEntry.at < before)
                                              .limit(PRUNE_BATCH)).all()
                     if ids:
@@ -102,17 +118,9 @@ class WireLog:
                     break
             db.session.remove()
 
-    def close(self) -> None:
-        """Write what is queued and stop the writer thread: an app that is done (a test's,
-        before its engine is disposed) must not open a connection afterwards."""
-        self.closed = True
-        self.flush()
-
     def _run(self) -> None:
-        while True:
+        while not self.closed:
             time.sleep(FLUSH_SECONDS)
-            if self.closed:
-                return
             try:
                 self.flush()
                 if time.monotonic() - self.last_prune > PRUNE_EVERY_SECONDS:
@@ -122,8 +130,6 @@ class WireLog:
                 self.app.logger.exception("Could not write the wire log; will retry.")
 
     def _flush_at_exit(self) -> None:
-        if self.closed:
-            return
         try:
             self.flush()
         except Exception:  # the database may already be gone

@@ -7,8 +7,8 @@ from werkzeug.exceptions import HTTPException
 
 import actions
 import audit
-import call_control
 from auth import basic_auth_required
+from journey import demo_sources
 from journey import journey as journey_of
 from models import MAX_PAGE, STATUS_RANK, Call, db
 from panel import relay_recording, viewers
@@ -93,17 +93,12 @@ def get_call(sid: str):
 def get_journey(sid: str):
     """Everything that happened to the call, oldest first: webhooks, status callbacks, the
     app's SDK requests, operator actions, Debugger events, and in demo mode what the caller
-    heard. Each entry has kind, at, summary, and where they apply request, response,
+    heard and Twilio's Call Events. Each entry has kind, at, summary, and where they apply request, response,
     error_code (with its explanation), sdk_code and curl."""
     call = db.get_or_404(Call, sid, description=f"No call with CallSid {sid[:40]} is recorded")
-    lines = []
-    if current_app.config["EMULATOR_URL"]:
-        try:
-            lines = call_control.transcript(call.sid).get("transcript") or []
-        except call_control.ControlError:
-            lines = []
-    heard = fold(lines, current_app.config["HOLD_MUSIC_URL"])
-    entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard)
+    transcript, twilio_events, _ = demo_sources(call.sid)
+    heard = fold((transcript or {}).get("transcript") or [], current_app.config["HOLD_MUSIC_URL"])
+    entries = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard, twilio_events)
     return jsonify(call_sid=call.sid, entries=[entry.to_dict() for entry in entries])
 @bp.get("/recordings/<sid>.<fmt>")
 @basic_auth_required

@@ -21,6 +21,7 @@ from twilio.rest import Client
 import wire_log
 
 _EXTENSION_KEY = "switchboard.twilio_client"
+_UNLOGGED_KEY = "switchboard.twilio_client.unlogged"
 STATUS_CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
@@ -73,8 +74,19 @@ class ControlError(Exception):
 
 
 def client() -> Client:
-    """This app's Twilio client (built once per app, on first use)."""
-    existing = current_app.extensions.get(_EXTENSION_KEY)
+    """This app's Twilio client (built once per app, on first use): every request it makes is
+    noted in the wire log."""
+    return _client(_EXTENSION_KEY, RecordingHttpClient)
+
+
+def _unlogged_client() -> Client:
+    """A client whose requests are not noted in the wire log: for reads the Journey makes on
+    every poll, which would otherwise fill the journey they are read for."""
+    return _client(_UNLOGGED_KEY, TwilioHttpClient)
+
+
+def _client(key: str, http_client_class) -> Client:
+    existing = current_app.extensions.get(key)
     if existing is not None:
         return existing
     config = current_app.config
@@ -83,11 +95,11 @@ def client() -> Client:
     built = Client(
         config["TWILIO_ACCOUNT_SID"],
         config["TWILIO_AUTH_TOKEN"],
-        http_client=RecordingHttpClient(timeout=config["TWILIO_TIMEOUT_SECONDS"]),
+        http_client=http_client_class(timeout=config["TWILIO_TIMEOUT_SECONDS"]),
     )
     if config["TWILIO_API_BASE_URL"]:
         built.api.base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
-    current_app.extensions[_EXTENSION_KEY] = built
+    current_app.extensions[key] = built
     return built
 
 
@@ -137,6 +149,15 @@ def send_twiml(sid: str, document: str):
 def fetch(sid: str):
     """The call as Twilio sees it now."""
     return _calling(lambda: client().calls(sid).fetch())
+
+
+def call_events(sid: str) -> list[dict]:
+    """Twilio's Call Events for the call, oldest first: each request Twilio made for it (and
+    each create or update of it), with the answer Twilio got: `{"request": …, "response": …}`.
+    Read without noting it in the wire log."""
+    events = _calling(lambda: _unlogged_client().calls(sid).events.list())
+    return [{"request": event.request or {}, "response": event.response or {}}
+            for event in events]
 
 
 def place_call(to: str, from_: str, status_callback: str, url: str | None = None,

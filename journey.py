@@ -1,19 +1,23 @@
 """A call's journey: everything that happened to it, in order, as it crossed the wire. The
 webhooks Twilio sent (with the TwiML we answered), its status callbacks, the REST requests
 the app made through the SDK (with Twilio's answers), the operators' actions (with the exact
-SDK call and its curl), Debugger events, and, in demo mode, what the caller heard."""
+SDK call and its curl), Debugger events, and, in demo mode, what the caller heard and what
+"Twilio" saw: the emulator's Call Events, read through the SDK."""
 from __future__ import annotations
 
 import json
 import re
 import shlex
+from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+from flask import current_app
 from twilio.request_validator import RequestValidator
 
+import call_control
 import transcript as transcript_module
 import wire_log
 from models import DebuggerEvent, OperatorAction, WireEntry, db, isoformat
@@ -38,6 +42,7 @@ class Entry:
     curl: str | None = None
     details: dict = field(default_factory=dict)
     repeats: int = 1  # identical steps in a row (the hold loop) are one entry
+    twilio: dict | None = None  # Twilio's side of this webhook (its Call Events): code, time
 
     @property
     def explanation(self):
@@ -47,8 +52,11 @@ class Entry:
     @property
     def failed(self) -> bool:
         """An error: a Twilio error code, or an HTTP error answer."""
-        status = (self.response or {}).get("status")
-        return self.error_code is not None or (isinstance(status, int) and status >= 400)
+        response = self.response or {}
+        status = response.get("status")
+        no_answer = "status" in response and status is None
+        return self.error_code is not None or no_answer or (
+            isinstance(status, int) and status >= 400)
 
     def to_dict(self) -> dict:
         """The entry as GET /api/calls/<sid>/journey gives it."""
@@ -61,14 +69,17 @@ class Entry:
             body["explanation"] = self.explanation.to_dict()
         if self.repeats > 1:
             body["repeats"] = self.repeats
+        if self.twilio is not None:
+            body["twilio"] = self.twilio
         body.update(self.details)
         return body
 
 
-def journey(sid: str, auth_token: str, heard=()) -> list[Entry]:
+def journey(sid: str, auth_token: str, heard=(), twilio_events=()) -> list[Entry]:
     """Every step of the call `sid`, oldest first (what this process heard is written first).
     `auth_token` signs the webhooks' "copy as curl"; `heard` is the emulator's transcript as
-    transcript.fold() gives it."""
+    transcript.fold() gives it; `twilio_events` are Twilio's Call Events for the call
+    (call_control.call_events)."""
     wire_log.flush()
     exchanges = db.session.scalars(select_wire(sid)).all()
     actions = db.session.scalars(
@@ -84,11 +95,24 @@ def journey(sid: str, auth_token: str, heard=()) -> list[Entry]:
         else:
             entries.append(_webhook(exchange, auth_token))
     entries.extend(_action(action, by_action.get(action.id, [])) for action in actions)
+    entries.extend(_twilio_saw(entries, twilio_events))
     entries.extend(_debugger(event) for event in db.session.scalars(
         db.select(DebuggerEvent).where(DebuggerEvent.call_sid == sid)))
-    entries.extend(_heard(heard))
+    entries.extend(_heard(heard, webhooks=not twilio_events))
     entries.sort(key=lambda entry: entry.at)
     return _fold_repeats(entries)
+
+
+def demo_sources(sid: str) -> tuple[dict | None, list[dict], str | None]:
+    """In demo mode (EMULATOR_URL set): the caller's transcript of the call, Twilio's Call
+    Events for it, and what went wrong reading them (None if nothing). Outside demo mode,
+    nothing: Twilio publishes Call Events minutes after a call ends."""
+    if not current_app.config["EMULATOR_URL"]:
+        return None, [], None
+    try:
+        return call_control.transcript(sid), call_control.call_events(sid), None
+    except call_control.ControlError as error:
+        return None, [], str(error)
 
 
 def select_wire(sid: str):
@@ -168,17 +192,19 @@ def _debugger(event: DebuggerEvent) -> Entry:
 _OK_WEBHOOK = re.compile(r"→ 2\d\d$")
 
 
-def _heard(folded) -> list[Entry]:
+def _heard(folded, webhooks: bool = True) -> list[Entry]:
     """The caller's side. Status lines and webhooks that worked are left out: the wire log
-    has them from our side. The transcript's times are whole seconds, so a line goes after
-    what we recorded within its second (the webhook that caused it comes first)."""
+    has them from our side. With Twilio's Call Events at hand, so are the webhooks that
+    failed: the events have them, with the request and the answer. The transcript's times
+    are whole seconds, so a line goes after what we recorded within its second (the webhook
+    that caused it comes first)."""
     heard = []
     for item in folded:
         first = item.first if isinstance(item, transcript_module.Fold) else item
         at = _rfc2822(first.get("at"))
         kind = first.get("kind")
-        if at is None or kind == "status" or (
-                kind == "webhook" and _OK_WEBHOOK.search(first.get("text", ""))):
+        if at is None or kind == "status" or (kind == "webhook" and (
+                not webhooks or _OK_WEBHOOK.search(first.get("text", "")))):
             continue
         at = at.replace(microsecond=999_999)
         if isinstance(item, transcript_module.Fold):
@@ -189,6 +215,86 @@ def _heard(folded) -> list[Entry]:
                            error_code=first.get("code") if isinstance(first.get("code"), int)
                            else None))
     return heard
+
+
+def _twilio_saw(ours: list[Entry], events) -> list[Entry]:
+    """Twilio's Call Events beside our own record. Each request Twilio made or answered that
+    we have (same method, path and parameters; the first not yet matched) gets Twilio's side:
+    the answer code and the time Twilio measured. Each webhook we never logged (a URL that is
+    not ours, an attempt refused or lost on the way) becomes an entry of its own, between the
+    steps Twilio made before and after it (Twilio's clock is another clock). A 2xx answer from
+    our own origin that is not logged yet is on its way from another worker's queue, so it
+    waits; so does a REST request, which only this app makes."""
+    waiting: dict[tuple, deque[Entry]] = {}  # our requests by key, oldest first
+    origins = {_origin(current_app.config["PUBLIC_URL"])}
+    for entry in ours:
+        if entry.request and "method" in entry.request:
+            key = _key(entry.request["method"], entry.request["url"], entry.request.get("params"))
+            waiting.setdefault(key, deque()).append(entry)
+            origins.add(_origin(entry.request["url"]))
+    matched: list[Entry | None] = []
+    for event in events:
+        request = event.get("request") or {}
+        same = waiting.get(_key(request.get("method"), request.get("url"),
+                                request.get("parameters")))
+        matched.append(same.popleft() if same else None)
+        if matched[-1] is not None:
+            matched[-1].twilio = _answer(event)
+    next_at: list[datetime | None] = []  # the next matched step's time, for each event
+    for match in reversed(matched):
+        next_at.insert(0, match.at if match is not None else (next_at[0] if next_at else None))
+    unmatched, previous_at = [], None
+    for index, event in enumerate(events):
+        if matched[index] is not None:
+            previous_at = matched[index].at
+            continue
+        request, saw = event.get("request") or {}, _answer(event)
+        url, method = str(request.get("url") or ""), str(request.get("method") or "")
+        code = saw["response_code"]
+        if "/2010-04-01/Accounts/" in urlsplit(url).path or (
+                _origin(url) in origins and code is not None and 200 <= code < 300):
+            continue
+        at = _rfc2822(saw["date_created"]) or datetime.min
+        if previous_at is not None:
+            at = max(at, previous_at + timedelta(microseconds=1))
+        if next_at[index] is not None:
+            at = min(at, next_at[index] - timedelta(microseconds=len(events) - index))
+        previous_at = at
+        params = request.get("parameters") if isinstance(request.get("parameters"), dict) else {}
+        callback = "CallbackSource" in params or "RecordingStatus" in params
+        unmatched.append(Entry(
+            kind="status_callback" if callback else "webhook", at=at,
+            summary=f"Twilio requested {method} {url} → {code or 'no answer'}"
+                    " (in Twilio's Call Events, not in our log)",
+            request={"method": method, "url": url, "params": params},
+            response={"status": code, "body": (event.get("response") or {}).get("response_body")},
+            details={"source": "twilio_events"},
+            twilio=saw))
+    return unmatched
+
+
+def _answer(event: dict) -> dict:
+    """What Twilio got for one of its Call Events: the answer's code, time and date."""
+    response = event.get("response") or {}
+    code = response.get("response_code")
+    return {"response_code": code if isinstance(code, int) else None,
+            "request_duration": response.get("request_duration"),
+            "date_created": response.get("date_created")}
+
+
+def _key(method, url, params) -> tuple:
+    """What identifies a request on both sides: method, path and parameters, named as Call
+    Events name them (a REST request's in snake_case, a repeated one's values joined)."""
+    path = urlsplit(str(url or "")).path
+    rest = "/2010-04-01/Accounts/" in path
+    flat = {(_snake(name) if rest else name): " ".join(value) if isinstance(value, list)
+            else str(value) for name, value in (params or {}).items()}
+    return str(method or ""), path, tuple(sorted(flat.items()))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url or "")
+    return parts.scheme, parts.netloc
 
 
 def _fold_repeats(entries: list[Entry]) -> list[Entry]:

@@ -44,6 +44,7 @@ import twiml
 from audit import Actor
 from call_control import ControlError
 from call_records import RECORDING_SID_PATTERN
+from journey import demo_sources
 from journey import journey as journey_of
 from models import (
     ACTIVE_STATUSES,
@@ -442,12 +443,7 @@ def _call_context(call: Call) -> dict:
     children = db.session.scalars(
         select(Call).where(rare(Call.parent_call_sid == call.sid)).order_by(Call.created_at)
     ).all()
-    transcript, transcript_error = None, None
-    if _demo_mode():
-        try:
-            transcript = call_control.transcript(call.sid)
-        except ControlError as error:
-            transcript_error = str(error)
+    transcript, twilio_events, transcript_error = demo_sources(call.sid)
     stale = call.is_stale
     polling = _keeps_polling(call)
     _seen(call)
@@ -455,13 +451,13 @@ def _call_context(call: Call) -> dict:
     timeline = status_timeline(events)
     heard = transcript_module.fold((transcript or {}).get("transcript") or [],
                                    current_app.config["HOLD_MUSIC_URL"])
-    steps = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard)
+    steps = journey_of(call.sid, current_app.config["TWILIO_AUTH_TOKEN"], heard, twilio_events)
     fingerprint = _fingerprint([
         call.status, call.duration, stale, polling, [e.id for e in events], call.handler_id,
         [v.username for v in others],
         [a.id for a in operator_actions], [(c.sid, c.status) for c in children],
         json.dumps(transcript, sort_keys=True, default=str), transcript_error,
-        [(step.kind, step.at, step.summary, step.repeats) for step in steps],
+        [(step.kind, step.at, step.summary, step.repeats, step.twilio) for step in steps],
     ])
     return {
         "call": call, "events": timeline, "journey": steps, "operator_actions": operator_actions,

@@ -155,6 +155,43 @@ def test_an_operator_action_shows_the_sdk_call_its_curl_and_twilios_answer(app, 
     assert [e.action_id is not None for e in rest] == [True]
 
 
+def test_in_demo_mode_the_journey_shows_what_twilio_saw_through_its_call_events(app, wired):
+    """The emulator's Call Events, read through the SDK: our webhooks get Twilio's side, a
+    request that never reached our webhooks gets its own entry, in order, and reading them
+    on every poll adds nothing to the wire log."""
+    response = requests.post(f"{wired.emulator_url}/emulator/incoming",
+                             json={"from": "+15555550125"}, auth=(ACCOUNT_SID, AUTH_TOKEN),
+                             timeout=5)
+    sid = response.json()["call_sid"]
+    wired.engine.advance(0)
+    dead = f"{wired.app_url}/no-twiml-here"  # answers 404
+    answer = requests.post(f"{wired.app_url}/api/calls/{sid}/redirect", json={"url": dead},
+                           auth=API_AUTH, timeout=5)
+    assert answer.status_code == 200, answer.text
+    wired.engine.advance(0)
+
+    def journey():
+        return requests.get(f"{wired.app_url}/api/calls/{sid}/journey", auth=API_AUTH,
+                            timeout=5).json()["entries"]
+
+    steps = journey()
+    voice = next(s for s in steps if s["kind"] == "webhook" and s["summary"].endswith("/voice → 200"))
+    assert voice["twilio"]["response_code"] == 200
+    assert isinstance(voice["twilio"]["request_duration"], int)
+    action = next(s for s in steps if s["kind"] == "action")
+    assert action["twilio"]["response_code"] == 200  # Twilio's record of the update, matched
+    unseen = [s for s in steps if s.get("source") == "twilio_events"]
+    assert [(s["kind"], s["request"]["url"], s["response"]["status"]) for s in unseen] == [
+        ("webhook", dead, 404)]
+    assert unseen[0]["request"]["params"]["CallSid"] == sid
+    assert steps.index(action) < steps.index(unseen[0])  # after the redirect that caused it
+    assert steps == journey()  # a second read finds the same steps, none added
+    with app.app_context():
+        wire_log.flush()
+        urls = db.session.scalars(db.select(WireEntry.url)).all()
+    assert not [url for url in urls if "Events" in url]
+
+
 def test_the_curl_of_an_action_runs_against_twilio(app, wired):
     """The curl text is a working command: run it (against the emulator) with the
     credentials in the environment, as the page says."""

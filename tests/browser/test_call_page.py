@@ -175,6 +175,9 @@ def test_the_journey_explains_a_redirect_to_a_dead_url(panel: Page, stack):
         "href", "https://www.twilio.com/docs/api/errors/11200")
     # Twilio's Debugger webhook tells the app too: a red Debugger entry with the code.
     expect(journey.locator(".step-debugger.failed", has_text="11200")).to_be_visible()
+    # And Twilio's Call Events show the request our webhooks never saw, and its 404.
+    expect(journey.locator(".step-webhook.failed", has_text=f"Twilio requested POST {dead} → 404")
+           ).to_be_visible()
     action = journey.locator(".step-action", has_text="redirect by admin")
     action.locator("summary").click()
     expect(action.locator("pre").first).to_contain_text(

@@ -192,6 +192,42 @@ def test_in_demo_mode_the_journey_shows_what_twilio_saw_through_its_call_events(
     assert not [url for url in urls if "Events" in url]
 
 
+def twilio_event(url: str, code: int | None, **params) -> dict:
+    """One of Twilio's Call Events, shaped as the spec's call_event."""
+    return {"request": {"method": "POST", "url": url, "parameters": params},
+            "response": {"response_code": code, "request_duration": 5,
+                         "date_created": "Mon, 05 Jan 2026 09:00:00 +0000"}}
+
+
+def test_call_events_we_may_not_have_written_yet_wait_and_the_others_show(app, twilio):
+    """Another worker's wire log writes within FLUSH_SECONDS: a 2xx webhook of ours missing
+    from the log is on its way, not lost. What never reached our webhooks shows, in order."""
+    from journey import journey
+    sid = new_call_sid()
+    params = inbound_params(sid)
+    twilio.post("/voice", params)
+    events = [
+        twilio_event("http://localhost/voice", 200, **params),  # logged: matched
+        twilio_event("http://localhost/voice/hold", 200, CallSid=sid),  # not yet logged
+        twilio_event("https://elsewhere.example/twiml", 200, CallSid=sid),
+        twilio_event("http://localhost/voice", 403, CallSid=sid),  # refused: tied to no call
+        twilio_event("https://dead.example/", None, CallSid=sid),
+    ]
+    with app.test_request_context():
+        steps = journey(sid, AUTH_TOKEN, twilio_events=events)
+    assert [(s.kind, s.summary) for s in steps] == [
+        ("webhook", "Twilio requested POST /voice → 200"),
+        ("webhook", "Twilio requested POST https://elsewhere.example/twiml → 200"
+                    " (in Twilio's Call Events, not in our log)"),
+        ("webhook", "Twilio requested POST http://localhost/voice → 403"
+                    " (in Twilio's Call Events, not in our log)"),
+        ("webhook", "Twilio requested POST https://dead.example/ → no answer"
+                    " (in Twilio's Call Events, not in our log)"),
+    ]
+    assert steps[0].twilio["response_code"] == 200
+    assert [s.failed for s in steps] == [False, False, True, True]
+
+
 def test_the_curl_of_an_action_runs_against_twilio(app, wired):
     """The curl text is a working command: run it (against the emulator) with the
     credentials in the environment, as the page says."""

@@ -61,6 +61,10 @@ def load_config() -> dict:
         # Apply pending schema migrations at start (off when the deploy step migrates).
         "AUTO_MIGRATE": env_flag("AUTO_MIGRATE", True),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
+        # Database connections each process keeps open: one per request it serves at once
+        # (gunicorn.conf.py sets it to its thread count), so that none is opened and closed
+        # per request. Keep processes x this under PostgreSQL's max_connections.
+        "DATABASE_POOL_SIZE": env_number("DATABASE_POOL_SIZE", 32, minimum=1),
         "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID", ""),
         "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN", ""),
         "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL", ""),

@@ -18,6 +18,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # pool), and SQLite writers already take turns on a file lock.
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# Each thread may hold a database connection: the app keeps that many open per worker rather
+# than opening one per request (database.py).
+os.environ.setdefault("DATABASE_POOL_SIZE", str(threads))
 
 # A worker that does not report for this long is killed and replaced. Every request we make
 # to Twilio has its own timeout (TWILIO_TIMEOUT_SECONDS, 10 s), well under this.

@@ -33,13 +33,14 @@ def signature_verdict() -> str:
     valid, invalid, missing, or unchecked (checks off); the URL it was checked on is kept in
     g.signature_url."""
     url = g.signature_url = requested_url()
-    if not current_app.config["TWILIO_VALIDATE_SIGNATURES"]:
+    config, req = current_app.config, request._get_current_object()  # once: every webhook
+    if not config["TWILIO_VALIDATE_SIGNATURES"]:
         return "unchecked"
-    signature = request.headers.get("X-Twilio-Signature")
+    signature = req.headers.get("X-Twilio-Signature")
     if signature is None:
         return "missing"
-    token = current_app.config["TWILIO_AUTH_TOKEN"]
-    params = request.form if request.method == "POST" else {}
+    token = config["TWILIO_AUTH_TOKEN"]
+    params = req.form if req.method == "POST" else {}
     valid = bool(signature and token) and RequestValidator(token).validate(url, params, signature)
     return "valid" if valid else "invalid"
 

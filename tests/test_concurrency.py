@@ -186,3 +186,24 @@ def test_two_instances_share_one_database(database_url, tmp_path):
     for log in logs:
         assert "Traceback" not in log.read_text()
     assert_recorded_exactly_once(database_url, inbound, outbound)
+
+
+def test_each_process_keeps_a_connection_per_thread(make_app, database_url):
+    """SQLAlchemy's default pool kept 5 connections and closed any other as it came back, so
+    under load requests kept opening connections (on PostgreSQL a connection costs more than
+    the webhook). Now as many as a worker has threads stay open: a second round of that many
+    requests at once opens none."""
+    from models import db
+    app = make_app(database_url)
+    size = app.config["DATABASE_POOL_SIZE"]
+    with app.app_context():
+        opened = []
+        sa.event.listen(db.engine, "connect", lambda *_: opened.append(1))
+        for _round in range(2):
+            held = [db.engine.raw_connection() for _ in range(size)]
+            for connection in held:
+                connection.close()
+            if _round == 0:
+                first_round = len(opened)
+        assert len(opened) == first_round
+        assert db.engine.pool.checkedin() == size

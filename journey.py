@@ -242,7 +242,8 @@ def _twilio_saw(ours: list[Entry], events) -> list[Entry]:
             matched[-1].twilio = _answer(event)
     next_at: list[datetime | None] = []  # the next matched step's time, for each event
     for match in reversed(matched):
-        next_at.insert(0, match.at if match is not None else (next_at[0] if next_at else None))
+        next_at.append(match.at if match is not None else (next_at[-1] if next_at else None))
+    next_at.reverse()
     unmatched, previous_at = [], None
     for index, event in enumerate(events):
         if matched[index] is not None:

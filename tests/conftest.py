@@ -11,8 +11,9 @@ import itertools
 import pytest
 
 from app import create_app
+from emulator import ManualClock
 from postgres import PostgresServer
-from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio, dispose
+from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, Twilio, dispose, wire
 
 ENGINES = [
     pytest.param("sqlite", id="sqlite"),
@@ -98,3 +99,12 @@ def client(app):
 def twilio(client):
     """Sign and post webhooks like Twilio."""
     return Twilio(client)
+
+
+@pytest.fixture
+def wired(app):
+    """The app and a new emulator on loopback, wired to each other (support.wire); the
+    emulator's clock is manual."""
+    stack = wire(app, EMULATOR_CLOCK=ManualClock())
+    yield stack
+    stack.stop()

@@ -8,14 +8,12 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
 import wire_log
-from emulator import ManualClock
 from models import DebuggerEvent, WireEntry, db
-from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, inbound_params, new_call_sid, wire
+from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, inbound_params, new_call_sid
 
 API_AUTH = ("admin", ADMIN_PASSWORD)
 
@@ -120,13 +118,6 @@ def test_a_webhooks_curl_is_signed_afresh_and_replays(app, twilio, client):
     assert RequestValidator(AUTH_TOKEN).validate(url, form, signature)
     assert twilio.client.post("/voice", data=form,
                               headers={"X-Twilio-Signature": signature}).status_code == 200
-
-
-@pytest.fixture
-def wired(app):
-    stack = wire(app, EMULATOR_CLOCK=ManualClock())
-    yield stack
-    stack.stop()
 
 
 def test_an_operator_action_shows_the_sdk_call_its_curl_and_twilios_answer(app, wired):

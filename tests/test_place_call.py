@@ -7,19 +7,10 @@ import re
 
 import pytest
 
-from emulator import ManualClock
 from models import OperatorAction, db
-from support import ADMIN_PASSWORD, log_in, wire
+from support import ADMIN_PASSWORD, log_in
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
-
-
-@pytest.fixture
-def wired(app):
-    """The app and the emulator on loopback; the emulator's clock is manual."""
-    stack = wire(app, EMULATOR_CLOCK=ManualClock())
-    yield stack
-    stack.stop()
 
 
 def place(client, **body):

@@ -8,17 +8,9 @@ import pytest
 import requests
 
 import twiml
-from emulator import ManualClock
-from support import ADMIN_PASSWORD, Twilio, inbound_params, log_in, new_call_sid, wire
+from support import ADMIN_PASSWORD, Twilio, inbound_params, log_in, new_call_sid
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
-
-
-@pytest.fixture
-def wired(app):
-    stack = wire(app, EMULATOR_CLOCK=ManualClock())
-    yield stack
-    stack.stop()
 
 
 def leave_a_voicemail(wired, client) -> tuple[str, dict]:

@@ -92,6 +92,9 @@ def load_config() -> dict:
         "TWILIO_TIMEOUT_SECONDS": env_number("TWILIO_TIMEOUT_SECONDS", 10.0, float, 0.1),
         # The operator panel's live list polls this often (milliseconds).
         "PANEL_POLL_MS": env_number("PANEL_POLL_MS", 1000, minimum=100),
+        # New calls wait at most this long (milliseconds) while the pointer is over the live
+        # list, so the row being clicked does not move; 0 shows them at once.
+        "PANEL_HOLD_MS": env_number("PANEL_HOLD_MS", 3000, minimum=0),
         # The largest recording the panel plays (bytes): an hour of Twilio's WAV is ~58 MB.
         "RECORDING_MAX_BYTES": env_number("RECORDING_MAX_BYTES", 64 * 1024 * 1024, minimum=1),
     }

@@ -215,6 +215,7 @@ def live():
     return render_template("live.html", demo=_demo_mode(), mine=mine, calls=_live_calls(mine),
                            cursor=_cursor(), counts=_counts(),
                            poll_ms=current_app.config["PANEL_POLL_MS"],
+                           hold_ms=current_app.config["PANEL_HOLD_MS"],
                            lag_ms=int(FEED_LAG.total_seconds() * 1000),
                            phone_number=current_app.config["TWILIO_PHONE_NUMBER"])
 

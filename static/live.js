@@ -16,9 +16,9 @@
   var alertsToggle = document.getElementById("alerts-toggle");
   var shortcuts = document.getElementById("shortcuts");
   var recent = {};  // sid -> version received within the lag window (rows and removals)
-  var held = [];    // new rows held back while the pointer is over the list (HOLD_MS at most)
+  var held = [];    // new rows held back while the pointer is over the list (holdMs at most)
   var hovering = false, releaseTimer = null;
-  var HOLD_MS = 3000;
+  var holdMs = parseInt(body.getAttribute("data-hold-ms"), 10) || 0;
   var heldNotice = document.getElementById("held-notice");
   var ALERTS_KEY = "switchboard.alerts";
   var ENDED = ["completed", "busy", "failed", "no-answer", "canceled"];
@@ -121,10 +121,10 @@
         }
         if (old) {
           if (old.getAttribute("data-version") !== row.getAttribute("data-version")) replace(old, row);
-        } else if (hovering) {
+        } else if (hovering && holdMs > 0) {
           held = held.filter(function (h) { return h.getAttribute("data-sid") !== sid; });
           held.push(row);
-          if (!releaseTimer) releaseTimer = window.setTimeout(release, HOLD_MS);
+          if (!releaseTimer) releaseTimer = window.setTimeout(release, holdMs);
         } else {
           arrive(row);
         }
@@ -146,7 +146,7 @@
   }
 
   // New calls wait while the pointer is over the list, so the row under it does not move as
-  // it is clicked; at most HOLD_MS, so a pointer resting there never hides a call for long.
+  // it is clicked; at most holdMs, so a pointer resting there never hides a call for long.
   function release() {
     window.clearTimeout(releaseTimer);
     releaseTimer = null;
@@ -204,6 +204,7 @@
   }
   if (alertsToggle) {
     alertsToggle.checked = alertsOn();
+    alertsToggle.disabled = false;  // disabled in the page until this can remember it
     alertsToggle.addEventListener("change", function () {
       try { window.localStorage.setItem(ALERTS_KEY, alertsToggle.checked ? "on" : "off"); } catch (e) { /* private mode */ }
       if (alertsToggle.checked) {

@@ -26,6 +26,7 @@ BASELINE_REVISION = "a1f0c0de0001"
 _MIGRATION_LOCK_KEY = 0x5B0A_4D16
 
 _WRITER_QUEUE = "switchboard.writer_queue"
+_SPARE_CONNECTIONS = "switchboard.spare_connections"
 # app.extensions[SCHEMA_CURRENT]: False while the database waits for `flask db upgrade`.
 SCHEMA_CURRENT = "switchboard.schema_current"
 # How long a writer waits for another worker's transaction before SQLite gives up.
@@ -60,6 +61,9 @@ def init_db(app: Flask) -> None:
                 app.logger.error("The database schema is not up to date and AUTO_MIGRATE is "
                                  "off: run `flask --app app db upgrade`.")
     app.extensions[_WRITER_QUEUE] = sqlite_file and sqlite_file + ".write-lock"
+    if sqlite_file:
+        spares = app.extensions[_SPARE_CONNECTIONS] = SpareConnections(engine)
+        event.listen(engine, "engine_disposed", spares.close)
     app.extensions[SCHEMA_CURRENT] = current
 
 
@@ -207,21 +211,72 @@ class Discard(Exception):
 
 @contextmanager
 def driver_transaction():
-    """A cursor on a pooled driver connection, the writers' turn taken: what the block wrote
-    is committed when it ends, rolled back if it raises (Discard: rolled back, no error)."""
-    connection = db.engine.raw_connection()  # from the pool; close() gives it back
+    """A cursor on a driver connection, the writers' turn taken: what the block wrote is
+    committed when it ends, rolled back if it raises (Discard: rolled back, no error)."""
+    spares = current_app.extensions.get(_SPARE_CONNECTIONS)
+    if spares is None:  # PostgreSQL: the pool (its connections are the server's to count)
+        connection = db.engine.raw_connection()  # close() gives it back to the pool
+        try:
+            with writers_in_turn():
+                yield from _committed(connection)
+        finally:
+            connection.close()
+        return
+    with writers_in_turn():  # SQLite: writers take turns, so a worker needs one or two
+        connection = spares.take()
+        kept = False
+        try:
+            yield from _committed(connection)
+            kept = True
+        finally:
+            if kept:
+                spares.give_back(connection)
+            else:  # one that failed is closed: the next writer gets a fresh one
+                connection.close()
+
+
+def _committed(connection):
+    """driver_transaction()'s body: a cursor, then commit, or rollback on an exception."""
+    cursor = connection.cursor()
     try:
-        with writers_in_turn():
-            cursor = connection.cursor()
-            try:
-                yield cursor
-                connection.commit()
-            except Discard:
-                connection.rollback()
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        yield cursor
+        connection.commit()
+    except Discard:
+        connection.rollback()
+    except BaseException:
+        connection.rollback()
+        raise
     finally:
-        connection.close()
+        cursor.close()
+
+
+class SpareConnections:
+    """SQLite driver connections for driver_transaction(), kept in a list instead of the
+    engine's pool: under a worker's 32 threads, a pool checkout and checkin cost more CPU than
+    the write itself (bench/webhooks.py). Made by the pool (so with its pragmas), then
+    detached from it; Engine.dispose() closes them."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.free: list = []  # list.append and list.pop are atomic
+        self.pid = os.getpid()
+
+    def take(self):
+        """A spare connection, or a new one."""
+        if self.pid != os.getpid():  # a forked worker never uses its parent's connections
+            self.free, self.pid = [], os.getpid()
+        try:
+            return self.free.pop()
+        except IndexError:
+            fairy = self.engine.raw_connection()
+            fairy.detach()
+            return fairy.dbapi_connection
+
+    def give_back(self, connection) -> None:
+        """Keep `connection` for the next writer."""
+        self.free.append(connection)
+
+    def close(self, *_) -> None:
+        """Close every spare connection (the engine is being disposed)."""
+        while self.free:
+            self.free.pop().close()

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
+import pytest
 import requests
 import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from servers import gunicorn, wait_until_up
-from support import ACCOUNT_SID, ADMIN_PASSWORD, AUTH_TOKEN, OUR_NUMBER, new_call_sid
+from support import (
+    ACCOUNT_SID,
+    ADMIN_PASSWORD,
+    AUTH_TOKEN,
+    OUR_NUMBER,
+    Twilio,
+    inbound_params,
+    new_call_sid,
+)
 
 TABLES = {"calls", "call_events", "operator_actions", "alembic_version"}
 
@@ -207,3 +217,41 @@ def test_each_process_keeps_a_connection_per_thread(make_app, database_url):
                 first_round = len(opened)
         assert len(opened) == first_round
         assert db.engine.pool.checkedin() == size
+
+
+def test_sqlite_webhooks_write_on_spare_connections_not_through_the_pool(make_app, tmp_path):
+    """Under a worker's threads, a pool checkout and checkin cost more CPU than a webhook's
+    write (bench/webhooks.py), and SQLite's writers take turns anyway: they write on spare
+    connections kept apart from the pool. Many webhooks check one connection out, once; a
+    connection whose transaction failed is closed, not kept; disposing of the engine
+    closes the spares."""
+    from database import driver_transaction
+    from models import db
+    app = make_app(f"sqlite:///{tmp_path / 'spares.db'}")
+    twilio = Twilio(app.test_client())
+    with app.app_context():
+        engine = db.engine
+    checkouts = []
+    sa.event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    for _ in range(10):
+        sid = new_call_sid()
+        assert twilio.post("/voice", inbound_params(sid)).status_code == 200
+        assert twilio.post("/status", inbound_params(
+            sid, "completed", SequenceNumber="0", CallDuration="3")).status_code == 204
+    spares = app.extensions["switchboard.spare_connections"]
+    assert len(checkouts) == 1  # the spare, taken from the pool once (writers take turns)
+    assert len(spares.free) == 1
+
+    with app.app_context():
+        kept = spares.free[-1]
+        with pytest.raises(sqlite3.IntegrityError), driver_transaction() as cursor:
+            cursor.execute("INSERT INTO calls (sid) VALUES (NULL)")
+        assert kept not in spares.free
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            kept.execute("SELECT 1")
+        with driver_transaction() as cursor:  # the next writer gets a fresh one
+            cursor.execute("SELECT 1")
+        fresh = spares.free[-1]
+        db.engine.dispose()
+        with pytest.raises(sqlite3.ProgrammingError):
+            fresh.execute("SELECT 1")

@@ -252,9 +252,10 @@ def _committed(connection):
 
 class SpareConnections:
     """SQLite driver connections for driver_transaction(), kept in a list instead of the
-    engine's pool: under a worker's 32 threads, a pool checkout and checkin cost more CPU than
-    the write itself (bench/webhooks.py). Made by the pool (so with its pragmas), then
-    detached from it; Engine.dispose() closes them."""
+    engine's pool: under a worker's 32 threads the pool's checkout and checkin contend, and
+    cost a measurable share of every webhook (bench/webhooks.py: about 4 % of its
+    instructions on one thread, more under load). Made by the pool (so with its pragmas),
+    then detached from it; Engine.dispose() closes the spare ones."""
 
     def __init__(self, engine: Engine):
         self.engine = engine

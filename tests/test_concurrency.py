@@ -220,11 +220,10 @@ def test_each_process_keeps_a_connection_per_thread(make_app, database_url):
 
 
 def test_sqlite_webhooks_write_on_spare_connections_not_through_the_pool(make_app, tmp_path):
-    """Under a worker's threads, a pool checkout and checkin cost more CPU than a webhook's
-    write (bench/webhooks.py), and SQLite's writers take turns anyway: they write on spare
-    connections kept apart from the pool. Many webhooks check one connection out, once; a
-    connection whose transaction failed is closed, not kept; disposing of the engine
-    closes the spares."""
+    """Under a worker's threads, the pool's checkout and checkin contend (bench/webhooks.py),
+    and SQLite's writers take turns anyway: they write on spare connections kept apart from
+    the pool. Many webhooks check one connection out, once; a connection whose transaction
+    failed is closed, not kept; disposing of the engine closes the spares."""
     from database import driver_transaction
     from models import db
     app = make_app(f"sqlite:///{tmp_path / 'spares.db'}")

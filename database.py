@@ -212,42 +212,28 @@ class Discard(Exception):
 @contextmanager
 def driver_transaction():
     """A cursor on a driver connection, the writers' turn taken: what the block wrote is
-    committed when it ends, rolled back if it raises (Discard: rolled back, no error)."""
+    committed when it ends, rolled back if it raises (Discard: rolled back, no error). On a
+    SQLite file the connection is a spare (SpareConnections), else the pool's."""
     spares = current_app.extensions.get(_SPARE_CONNECTIONS)
-    if spares is None:  # PostgreSQL: the pool (its connections are the server's to count)
-        connection = db.engine.raw_connection()  # close() gives it back to the pool
+    with writers_in_turn():  # SQLite's writers take turns, so a worker needs a spare or two
+        connection = spares.take() if spares else db.engine.raw_connection()
+        cursor, kept = connection.cursor(), False
         try:
-            with writers_in_turn():
-                yield from _committed(connection)
-        finally:
-            connection.close()
-        return
-    with writers_in_turn():  # SQLite: writers take turns, so a worker needs one or two
-        connection = spares.take()
-        kept = False
-        try:
-            yield from _committed(connection)
+            yield cursor
+            connection.commit()
             kept = True
+        except Discard:
+            connection.rollback()
+            kept = True
+        except BaseException:
+            connection.rollback()
+            raise
         finally:
-            if kept:
+            cursor.close()
+            if spares and kept:
                 spares.give_back(connection)
-            else:  # one that failed is closed: the next writer gets a fresh one
+            else:  # back to the pool; a spare whose transaction failed is closed for good
                 connection.close()
-
-
-def _committed(connection):
-    """driver_transaction()'s body: a cursor, then commit, or rollback on an exception."""
-    cursor = connection.cursor()
-    try:
-        yield cursor
-        connection.commit()
-    except Discard:
-        connection.rollback()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        cursor.close()
 
 
 class SpareConnections:

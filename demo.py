@@ -187,11 +187,12 @@ def main() -> int:
             cwd=ROOT, env={**app_env, "GUNICORN_ACCESS_LOG": ""}, start_new_session=True),
     }
 
+    auth = (creds["TWILIO_ACCOUNT_SID"], creds["TWILIO_AUTH_TOKEN"])
+
     def stop(*_):
         if processes["app"].poll() is None:
             try:
-                left = callers_hang_up(emulator_url, (creds["TWILIO_ACCOUNT_SID"], creds["TWILIO_AUTH_TOKEN"]),
-                                       app_url, ("admin", creds["ADMIN_PASSWORD"]))
+                left = callers_hang_up(emulator_url, auth, app_url, ("admin", creds["ADMIN_PASSWORD"]))
                 if left:
                     print(f"  {left} call(s) stay marked live in demo.db: their last callback was lost.", flush=True)
             except requests.RequestException as error:
@@ -232,7 +233,6 @@ def main() -> int:
       arrive twice, late, out of order or not at all, and the REST API answers 429 now and then.
 """, flush=True)
         rng = random.Random()
-        auth = (creds["TWILIO_ACCOUNT_SID"], creds["TWILIO_AUTH_TOKEN"])
         next_call = time.monotonic()
         while True:
             for name, process in processes.items():

@@ -439,10 +439,9 @@ class CallRunner:
         action = self.resolve(verb.action, base)
         try:
             yield Sleep(spoken)
-            pressed = engine.take_digits(self.call, scripted=False)
-            finished_with = next((k for k in pressed if k in verb.finish_on_key), "")
+            finished_with = self._finish_key(verb)
             if not finished_with and spoken < verb.max_length:
-                yield Sleep(verb.timeout)
+                finished_with = yield from self._silence(verb)
         except Interrupt as exc:
             # The caller hung up while recording: Twilio keeps what was said and still requests the action.
             heard = engine.clock.now() - started
@@ -461,6 +460,26 @@ class CallRunner:
         if finished_with:
             extra.append(("Digits", finished_with))
         return Source(url=action, method=verb.method, extra=tuple(extra))
+
+    def _finish_key(self, verb: verbs.Record) -> str:
+        """The first of `finishOnKey`'s keys among those pressed since the last look, or ""."""
+        pressed = self.engine.take_digits(self.call, scripted=False)
+        return next((k for k in pressed if k in verb.finish_on_key), "")
+
+    def _silence(self, verb: verbs.Record) -> Generator[Command, Any, str]:
+        """The caller has said their piece: `timeout` seconds of silence end the recording, and
+        a `finishOnKey` key ends it the moment it is pressed (that key, else "")."""
+        engine = self.engine
+        scale = engine.settings.time_scale or 1.0
+        started = engine.clock.now()
+        while True:
+            left = verb.timeout - (engine.clock.now() - started) / scale
+            if left <= 0 or (yield AwaitInput(left)) == "timeout":
+                return ""
+            engine.take_speech(self.call, scripted=False)  # part of the recording, not a key
+            key = self._finish_key(verb)
+            if key:
+                return key
 
 
 def _recording_params(engine: Engine, rec: Any) -> list[tuple[str, str]]:

@@ -95,6 +95,36 @@ def test_record_verb_makes_a_recording_with_media_and_callbacks(emu, receiver, s
     assert requests.get(f"{emu.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording_sid}.json", timeout=5).status_code == 401
 
 
+def test_a_finish_key_pressed_in_the_silence_ends_the_recording_at_once(emu, receiver):
+    """Twilio ends a <Record> the moment the caller presses a finishOnKey key; the emulator
+    waited out the whole silence timeout first."""
+    receiver.answer("/voice", twiml("<Record action='/recorded' maxLength='20' timeout='10' finishOnKey='#'/>"))
+    sid = emu.engine.incoming(from_=CALLER).sid
+    emu.advance(4)  # the caller speaks 3 s (EMULATOR_RECORD_SECONDS), then is silent
+    emu.engine.speak(sid, "and another thing")  # words are part of the recording, not a key
+    emu.engine.press(sid, "5")  # not a finishOnKey key
+    emu.advance(0)
+    assert receiver.on("/recorded") == []
+    emu.engine.press(sid, "#")
+    emu.advance(0)
+    (action,) = receiver.on("/recorded")
+    assert (action.param("Digits"), action.param("RecordingDuration")) == ("#", "3")
+    emu.advance(30)
+    assert len(receiver.on("/recorded")) == 1
+
+
+def test_silence_ends_the_recording_after_its_timeout(emu, receiver):
+    receiver.answer("/voice", twiml("<Record action='/recorded' maxLength='20' timeout='4' finishOnKey='#'/>"))
+    sid = emu.engine.incoming(from_=CALLER).sid
+    emu.advance(5)
+    emu.engine.press(sid, "5")  # not the finish key: the silence goes on
+    emu.advance(1.9)
+    assert receiver.on("/recorded") == []
+    emu.advance(0.2)
+    (action,) = receiver.on("/recorded")
+    assert action.param("Digits") is None and action.param("RecordingDuration") == "3"
+
+
 def test_record_true_on_create_records_the_whole_call(emu, receiver, validator):
     receiver.answer("/voice", twiml("<Say>Hello</Say><Pause length='6'/>"))
     call = emu.client.calls.create(to="+15555550111", from_=NUMBER, url=receiver.url + "/voice", record=True,

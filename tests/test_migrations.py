@@ -19,6 +19,12 @@ from support import inbound_params, new_call_sid
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture
+def database_url(new_database_url) -> str:
+    """Here every database starts empty: migrating it is what these tests are about."""
+    return new_database_url()
+
+
 def revision_of(database_url: str) -> str | None:
     """The migration the database is at (None: never migrated)."""
     engine = sa.create_engine(database_url)

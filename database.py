@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask_migrate import Migrate
-from sqlalchemy import DateTime, Engine, event, inspect, make_url, text
+from sqlalchemy import DateTime, Engine, QueuePool, event, inspect, make_url, text
 
 from models import db
 
@@ -26,7 +26,7 @@ BASELINE_REVISION = "a1f0c0de0001"
 _MIGRATION_LOCK_KEY = 0x5B0A_4D16
 
 _WRITER_QUEUE = "switchboard.writer_queue"
-_SPARE_CONNECTIONS = "switchboard.spare_connections"
+_WRITER_CONNECTIONS = "switchboard.writer_connections"
 # app.extensions[SCHEMA_CURRENT]: False while the database waits for `flask db upgrade`.
 SCHEMA_CURRENT = "switchboard.schema_current"
 # How long a writer waits for another worker's transaction before SQLite gives up.
@@ -61,9 +61,8 @@ def init_db(app: Flask) -> None:
                 app.logger.error("The database schema is not up to date and AUTO_MIGRATE is "
                                  "off: run `flask --app app db upgrade`.")
     app.extensions[_WRITER_QUEUE] = sqlite_file and sqlite_file + ".write-lock"
-    if sqlite_file:
-        spares = app.extensions[_SPARE_CONNECTIONS] = SpareConnections(engine)
-        event.listen(engine, "engine_disposed", spares.close)
+    writers = app.extensions[_WRITER_CONNECTIONS] = WriterConnections(engine)
+    event.listen(engine, "engine_disposed", writers.close)
     app.extensions[SCHEMA_CURRENT] = current
 
 
@@ -212,58 +211,65 @@ class Discard(Exception):
 @contextmanager
 def driver_transaction():
     """A cursor on a driver connection, the writers' turn taken: what the block wrote is
-    committed when it ends, rolled back if it raises (Discard: rolled back, no error). On a
-    SQLite file the connection is a spare (SpareConnections), else the pool's."""
-    spares = current_app.extensions.get(_SPARE_CONNECTIONS)
-    with writers_in_turn():  # SQLite's writers take turns, so a worker needs a spare or two
-        connection = spares.take() if spares else db.engine.raw_connection()
-        cursor, kept = connection.cursor(), False
+    committed when it ends, rolled back if it raises (Discard: rolled back, no error). The
+    connection is one the worker keeps for these writes (WriterConnections)."""
+    writers = current_app.extensions[_WRITER_CONNECTIONS]
+    with writers_in_turn():  # SQLite's writers take turns, so a worker needs one or two
+        held = writers.take()
+        connection = held.dbapi_connection
+        cursor, healthy = connection.cursor(), False
         try:
             yield cursor
             connection.commit()
-            kept = True
+            healthy = True
         except Discard:
             connection.rollback()
-            kept = True
+            healthy = True
         except BaseException:
             connection.rollback()
             raise
         finally:
             cursor.close()
-            if spares and kept:
-                spares.give_back(connection)
-            else:  # back to the pool; a spare whose transaction failed is closed for good
-                connection.close()
+            writers.give_back(held, healthy)
 
 
-class SpareConnections:
-    """SQLite driver connections for driver_transaction(), kept in a list instead of the
-    engine's pool: under a worker's 32 threads the pool's checkout and checkin contend, and
-    cost a measurable share of every webhook (bench/webhooks.py: about 4 % of its
-    instructions on one thread, more under load). Made by the pool (so with its pragmas),
-    then detached from it; Engine.dispose() closes the spare ones."""
+class WriterConnections:
+    """Pool connections that webhook writes keep checked out between one write and the next,
+    instead of a checkout and checkin per write: under a worker's 32 threads the pool's
+    checkout and checkin contend, and cost a tenth of a webhook on PostgreSQL
+    (bench/webhooks.py: throughput 0.81 -> 1.0 of the bare endpoint's, same run). They stay
+    the pool's, so a worker still opens at most DATABASE_POOL_SIZE + POOL_OVERFLOW: writers
+    keep up to the pool's size (one per thread, as many as ever wrote at once; on SQLite,
+    whose writers take turns, one or two), and the ORM always has the overflow, whose
+    connections return to the pool after each request."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        # In-memory SQLite's pool gives each thread its own connection (and database).
+        self.keep = engine.pool.size() if isinstance(engine.pool, QueuePool) else 0
         self.free: list = []  # list.append and list.pop are atomic
         self.pid = os.getpid()
 
     def take(self):
-        """A spare connection, or a new one."""
+        """A kept connection, else one from the pool (a _ConnectionFairy)."""
         if self.pid != os.getpid():  # a forked worker never uses its parent's connections
             self.free, self.pid = [], os.getpid()
         try:
             return self.free.pop()
         except IndexError:
-            fairy = self.engine.raw_connection()
-            fairy.detach()
-            return fairy.dbapi_connection
+            return self.engine.raw_connection()
 
-    def give_back(self, connection) -> None:
-        """Keep `connection` for the next writer."""
-        self.free.append(connection)
+    def give_back(self, held, healthy: bool) -> None:
+        """Keep `held` for the next writer (or return it to the pool); one whose transaction
+        failed is closed for good, as it may be broken."""
+        if not healthy:
+            held.invalidate()
+        elif len(self.free) < self.keep:
+            self.free.append(held)
+        else:
+            held.close()
 
     def close(self, *_) -> None:
-        """Close every spare connection (the engine is being disposed)."""
+        """Close every kept connection (the engine is being disposed)."""
         while self.free:
-            self.free.pop().close()
+            self.free.pop().invalidate()

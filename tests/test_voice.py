@@ -186,3 +186,20 @@ def test_voicemail_action_confirms_and_hangs_up(app, twilio):
     root = parse_twiml(twilio.post("/voice/recorded", inbound_params(new_call_sid(), "in-progress")))
     assert root.find("Say").text.startswith("Your message has been recorded")
     assert root.find("Hangup") is not None
+
+
+def test_every_response_carries_the_security_headers_unless_the_view_set_its_own(app, twilio):
+    """After-request headers: the webhooks' answers have them like the panel's pages; a
+    header the view set (in any case) is left as it is."""
+    from flask import Response
+    app.add_url_rule("/own-frame-policy", "own_frame_policy",
+                     lambda: Response("x", headers={"x-frame-options": "SAMEORIGIN"}))
+    answer = twilio.post("/voice", inbound_params(new_call_sid()))
+    assert answer.status_code == 200
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    own = app.test_client().get("/own-frame-policy")
+    assert own.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert own.headers["X-Content-Type-Options"] == "nosniff"

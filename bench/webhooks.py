@@ -11,7 +11,9 @@ bare slice beside it (this machine's speed drifts from one second to the next). 
 throughput and p50/p99 latency per server and concurrency, the ratios, and whether the
 targets are met (the exit status is 1 if one is missed):
   - throughput >= 0.8 x the bare endpoint's at 24 concurrent clients
-  - p99 <= 1.2 x the bare endpoint's p99 at 24 clients
+  - p99 <= 1.2 x the bare endpoint's p99 at 24 clients (each slice's p99 against the bare
+    slice's beside it, the median of those ratios; the ratio of the p99s pooled over the
+    run is printed too)
   - p99 < 15 ms with one client at a time
 """
 from __future__ import annotations
@@ -164,17 +166,22 @@ def report(engine: str, results) -> bool:
         rate, p50, p99 = summary(name, clients)
         print(f"{name:<12} {clients:>7} {rate:>8.0f} {p50:>8.2f} {p99:>8.2f}")
 
-    # Each slice of the app against the bare slice beside it; the median of those ratios.
-    paired = [app_rate / bare_rate for (app_rate, _), (bare_rate, _) in
-              zip(results[("switchboard", 24)], results[("bare", 24)], strict=True)]
-    throughput_ratio = statistics.median(paired)
-    p99_ratio = summary("switchboard", 24)[2] / summary("bare", 24)[2]
+    # Each slice of the app against the bare slice beside it; the median of those ratios. So
+    # for p99 too: pooled over the run, one slice that met a hiccup of this machine's (a tenth
+    # of its requests slow) is the whole top percent, whichever server it hit.
+    pairs = list(zip(results[("switchboard", 24)], results[("bare", 24)], strict=True))
+    paired = [app_rate / bare_rate for (app_rate, _), (bare_rate, _) in pairs]
+    paired_p99 = [percentile(app, 0.99) / percentile(bare, 0.99) for (_, app), (_, bare) in pairs]
+    throughput_ratio, p99_ratio = statistics.median(paired), statistics.median(paired_p99)
+    pooled_p99_ratio = summary("switchboard", 24)[2] / summary("bare", 24)[2]
     app1 = summary("switchboard", 1)
     checks = [
         (f"throughput ratio at 24 clients: {throughput_ratio:.2f} (target >= 0.8; "
          f"median of {len(paired)} paired slices, {min(paired):.2f} to {max(paired):.2f})",
          throughput_ratio >= 0.8),
-        (f"p99 ratio at 24 clients: {p99_ratio:.2f} x bare (target <= 1.2)", p99_ratio <= 1.2),
+        (f"p99 ratio at 24 clients: {p99_ratio:.2f} x bare (target <= 1.2; median of "
+         f"{len(paired_p99)} paired slices, {min(paired_p99):.2f} to {max(paired_p99):.2f}; "
+         f"pooled over the run: {pooled_p99_ratio:.2f})", p99_ratio <= 1.2),
         (f"p99 with one client: {app1[2]:.2f} ms (target < 15 ms)", app1[2] < 15),
     ]
     for text, ok in checks:

@@ -218,12 +218,12 @@ def test_each_process_keeps_a_connection_per_thread(make_app, database_url):
         assert db.engine.pool.checkedin() == size
 
 
-def test_webhooks_write_on_a_few_kept_connections_not_through_the_pool(make_app, database_url):
+def test_webhooks_write_on_kept_connections_not_through_the_pool(make_app, database_url):
     """Under a worker's threads, the pool's checkout and checkin contend (bench/webhooks.py):
-    webhook writes keep a few of the pool's connections checked out instead. Many webhooks
-    check one out, once; however many writers ran at once, at most the pool's size stay kept, and they
-    count against the pool; a connection whose transaction failed is closed, not kept;
-    disposing of the engine closes the kept ones."""
+    webhook writes keep the pool's connections they used checked out instead. Many webhooks
+    check one out, once; however many writers ran at once, at most the pool's size stay
+    kept, and they count against the pool; a connection whose transaction failed is closed,
+    not kept; disposing of the engine closes the kept ones."""
     from database import driver_transaction
     from models import db
     app = make_app(database_url)
